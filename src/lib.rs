@@ -1,0 +1,15 @@
+//! `fehlzeiten`: a self-hosted early-warning system for school absenteeism.
+//!
+//! The flow (see ARCHITECTURE.md): `untis` fetches, `sync` stores through `store`, `rules`
+//! evaluate, `alerts` decide what is said, `mail` delivers. `pipeline` runs one school through
+//! all of it; `cli` and the daemon call it.
+
+pub mod calendar;
+pub mod cli;
+pub mod config;
+pub mod mail;
+pub mod model;
+pub mod rules;
+pub mod sim;
+pub mod store;
+pub mod untis;

@@ -1,0 +1,1 @@
+//! Mail: rendering, outbox delivery, transports.

@@ -1,0 +1,161 @@
+//! One student's register entries folded into school days: the common input of every rule.
+
+use super::RuleParams;
+use crate::calendar::Calendar;
+use crate::model::{Absence, AbsenceKind, ExcuseStatus, StudentId};
+use chrono::NaiveDate;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Lesson length assumed when no bell schedule is configured.
+const FALLBACK_LESSON_MINUTES: u32 = 45;
+/// Absence-day threshold when no bell schedule is configured (half of six lessons).
+const FALLBACK_DAY_MIN_LESSONS: u32 = 3;
+
+/// What happened on one school day.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DayRecord {
+    /// Lessons missed (absences, not late arrivals).
+    pub lessons_missed: u32,
+    /// Lessons missed in unexcused absences.
+    pub unexcused_lessons: u32,
+    /// Whether any absence of the day is still without an excuse decision.
+    pub pending: bool,
+    /// Whether the day counts as an absence day (enough lessons missed).
+    pub absence_day: bool,
+    /// Whether the absence day is unexcused (any unexcused absence that day).
+    pub unexcused_day: bool,
+    /// Late arrivals.
+    pub delays: u32,
+}
+
+/// A student's history up to the evaluation day.
+#[derive(Debug, Clone)]
+pub struct History {
+    pub student: StudentId,
+    pub today: NaiveDate,
+    /// School days from the school year's start up to and including `today`.
+    pub school_days: Vec<NaiveDate>,
+    /// Days with any entry; only school days up to `today`. Entries on weekends, holidays,
+    /// outside the school year or in the future are ignored.
+    pub days: BTreeMap<NaiveDate, DayRecord>,
+}
+
+impl History {
+    pub fn build(
+        student: &StudentId,
+        absences: &[Absence],
+        calendar: &Calendar,
+        params: &RuleParams,
+        today: NaiveDate,
+    ) -> History {
+        let year = calendar.school_year();
+        let school_days = calendar.school_days(year.start, today);
+        let with_schedule = !calendar.periods().is_empty();
+        let min_lessons = match params.absence_day_min_lessons {
+            0 if with_schedule => (calendar.periods().len() as u32).div_ceil(2),
+            0 => FALLBACK_DAY_MIN_LESSONS,
+            n => n,
+        };
+
+        // Per day: the set of missed lessons (a schedule) or a count (no schedule), so that
+        // overlapping records do not count a lesson twice.
+        #[derive(Default)]
+        struct Acc {
+            missed: BTreeSet<u32>,
+            unexcused: BTreeSet<u32>,
+            missed_count: u32,
+            unexcused_count: u32,
+            pending: bool,
+            any_unexcused: bool,
+            delays: u32,
+        }
+        let mut acc: BTreeMap<NaiveDate, Acc> = BTreeMap::new();
+        for a in absences.iter().filter(|a| &a.student == student) {
+            let day = a.date();
+            if day > today || !calendar.is_school_day(day) {
+                continue;
+            }
+            let entry = acc.entry(day).or_default();
+            match a.kind {
+                AbsenceKind::Delay => entry.delays += 1,
+                AbsenceKind::Absence => {
+                    let unexcused = a.status == ExcuseStatus::Unexcused;
+                    entry.pending |= a.status == ExcuseStatus::Pending;
+                    entry.any_unexcused |= unexcused;
+                    if with_schedule {
+                        let end = if a.end.date() > day {
+                            chrono::NaiveTime::from_hms_opt(23, 59, 59).unwrap_or(a.end.time())
+                        } else {
+                            a.end.time()
+                        };
+                        for lesson in calendar.lessons_between(a.start.time(), end) {
+                            entry.missed.insert(lesson);
+                            if unexcused {
+                                entry.unexcused.insert(lesson);
+                            }
+                        }
+                    } else {
+                        let n = a.minutes.div_ceil(FALLBACK_LESSON_MINUTES).max(1);
+                        entry.missed_count += n;
+                        if unexcused {
+                            entry.unexcused_count += n;
+                        }
+                    }
+                }
+            }
+        }
+
+        let days = acc
+            .into_iter()
+            .map(|(day, a)| {
+                let (missed, unexcused) = if with_schedule {
+                    (a.missed.len() as u32, a.unexcused.len() as u32)
+                } else {
+                    (a.missed_count, a.unexcused_count)
+                };
+                let absence_day = missed > 0 && missed >= min_lessons;
+                (
+                    day,
+                    DayRecord {
+                        lessons_missed: missed,
+                        unexcused_lessons: unexcused,
+                        pending: a.pending,
+                        absence_day,
+                        unexcused_day: absence_day && a.any_unexcused,
+                        delays: a.delays,
+                    },
+                )
+            })
+            .collect();
+
+        History {
+            student: student.clone(),
+            today,
+            school_days,
+            days,
+        }
+    }
+
+    pub fn is_absence_day(&self, day: NaiveDate) -> bool {
+        self.days.get(&day).is_some_and(|d| d.absence_day)
+    }
+
+    /// Absence days within `[from, to]`.
+    pub fn absence_days_between(&self, from: NaiveDate, to: NaiveDate) -> Vec<NaiveDate> {
+        self.days
+            .range(from..=to)
+            .filter(|(_, r)| r.absence_day)
+            .map(|(d, _)| *d)
+            .collect()
+    }
+
+    /// The school day `n` school days before the evaluation day (0 = the last school day up to
+    /// today). Streaks ending before it are no longer recent.
+    pub fn recent_cutoff(&self, n: usize) -> Option<NaiveDate> {
+        let len = self.school_days.len();
+        if len == 0 {
+            return None;
+        }
+        Some(self.school_days[len.saturating_sub(n + 1)])
+    }
+}

@@ -1,0 +1,1 @@
+//! The WebUntis simulator and the scenario generator.

@@ -1,0 +1,1 @@
+//! The WebUntis client (SPEC §3).
