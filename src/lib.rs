@@ -12,4 +12,5 @@ pub mod model;
 pub mod rules;
 pub mod sim;
 pub mod store;
+pub mod sync;
 pub mod untis;
