@@ -81,6 +81,7 @@ pub fn parse_class_teachers(text: &str) -> Result<BTreeMap<String, Vec<String>>,
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

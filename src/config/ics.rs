@@ -203,11 +203,11 @@ fn unfold(text: &str) -> Vec<ContentLine> {
     let mut logical: Vec<(usize, String)> = Vec::new();
     for (idx, raw) in text.split('\n').enumerate() {
         let raw = raw.strip_suffix('\r').unwrap_or(raw);
-        if let Some(cont) = raw.strip_prefix([' ', '\t']) {
-            if let Some((_, last)) = logical.last_mut() {
-                last.push_str(cont);
-                continue;
-            }
+        if let Some(cont) = raw.strip_prefix([' ', '\t'])
+            && let Some((_, last)) = logical.last_mut()
+        {
+            last.push_str(cont);
+            continue;
         }
         if !raw.trim().is_empty() {
             logical.push((idx + 1, raw.to_string()));
@@ -269,6 +269,7 @@ fn unescape_text(s: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -36,6 +36,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             'h' => (3, 3600),
             'm' => (2, 60),
             's' => (1, 1),
+            c if c.is_whitespace() => {
+                return Err(format!(
+                    "`{s}` contains a space; write it without spaces, e.g. `30s` or `1h30m`"
+                ));
+            }
+            '.' | ',' => {
+                return Err(format!(
+                    "`{s}` has a decimal number; combine whole units instead, e.g. `1m30s` for 1.5 minutes"
+                ));
+            }
             _ => return Err(format!("`{s}` has an unknown unit `{unit}`; {hint}")),
         };
         if rank >= last_rank {
@@ -195,6 +205,7 @@ pub fn config_dir(config_file: &Path) -> PathBuf {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

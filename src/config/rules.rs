@@ -199,7 +199,7 @@ fn check_bands(
         };
         if lv > hv {
             problems.push(RuleProblem {
-                key: format!("{rule}"),
+                key: rule.to_string(),
                 message: format!(
                     "thresholds must rise from watch to critical, but {lower}{suffix} = {lv} is above {higher}{suffix} = {hv}; raise {higher}{suffix} or lower {lower}{suffix}"
                 ),
@@ -233,6 +233,7 @@ pub fn check_min_lessons(params: &RuleParams, lessons: usize) -> Option<RuleProb
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -240,21 +240,32 @@ fn read_config_text(path: &Path) -> Result<String, Problem> {
 /// Condenses the toml crate's multi-line error (with its source excerpt and caret) into one
 /// line that keeps line and column.
 fn toml_problem(path: &Path, text: &str, e: &toml::de::Error) -> Problem {
-    let message = one_line(e.message());
-    let key = match e.span() {
+    let mut message = one_line(e.message());
+    let (key, source_line) = match e.span() {
         Some(span) => {
             let (line, column) = line_column(text, span.start);
-            format!("line {line}, column {column}")
+            let source = text.lines().nth(line - 1).unwrap_or_default().trim();
+            (format!("line {line}, column {column}"), source)
         }
-        None => String::new(),
+        None => (String::new(), ""),
     };
     let fix = if message.starts_with("unknown field") {
         "check the spelling against the commented example"
     } else if message.starts_with("missing field") {
-        "add it; the commented example shows every key"
+        // toml points at the header of the table that lacks the key.
+        if source_line.starts_with('[') {
+            message = format!("{message} in {source_line}");
+        }
+        "add it (the commented example shows every key)"
     } else if message.starts_with("invalid type") || message.starts_with("invalid value") {
         "write the value in the form the commented example shows (text in quotes, numbers without)"
     } else if message.contains("duplicate") {
+        if !source_line.is_empty() {
+            message = format!(
+                "{message} `{}`",
+                source_line.chars().take(60).collect::<String>()
+            );
+        }
         "remove one of them"
     } else {
         "fix the TOML syntax there (text values need quotes, tables are written [name])"
@@ -928,7 +939,11 @@ impl<'a> Checker<'a> {
     fn periods(&mut self, label: &str, raw: &BTreeMap<String, String>) -> Option<Vec<Period>> {
         let mut ok = true;
         let mut periods = Vec::new();
-        for (k, v) in raw {
+        // Keys are strings in TOML, so "10" sorts before "2": go by number, so that problems
+        // are reported in the order of the bell schedule.
+        let mut entries: Vec<(&String, &String)> = raw.iter().collect();
+        entries.sort_by_key(|(k, _)| (k.trim().parse::<u32>().unwrap_or(u32::MAX), k.as_str()));
+        for (k, v) in entries {
             let key = format!("{label}.periods.{k}");
             let number = match k.trim().parse::<u32>() {
                 Ok(n) if (1..=16).contains(&n) => n,
@@ -956,7 +971,6 @@ impl<'a> Checker<'a> {
                 end: range.end,
             });
         }
-        // Keys are strings in TOML, so "10" sorts before "2": order by number here.
         periods.sort_by_key(|p| p.number);
         for pair in periods.windows(2) {
             let [a, b] = pair else { continue };
@@ -1173,6 +1187,7 @@ fn secret_message(e: &SecretError) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 
@@ -1222,6 +1237,26 @@ mod tests {
             "{line}"
         );
         assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn missing_keys_name_their_table_and_duplicates_their_line() {
+        let text = "[mail]\nfrom = \"a@b.de\"\n[[school]]\nid = \"x\"\nname = \"X\"\nstate = \"NW\"\n[school.untis]\nclient_id = \"c\"\n[school.recipients]\n";
+        let e = toml::from_str::<ConfigFile>(text).unwrap_err();
+        let line = toml_problem(Path::new("/f.toml"), text, &e).to_string();
+        assert_eq!(
+            line,
+            "/f.toml: line 7, column 1: missing field `tenant_id` in [school.untis]; add it (the commented example shows every key)"
+        );
+        let text = "[daemon]\nlanguage = \"de\"\nlanguage = \"en\"\n";
+        let e = toml::from_str::<ConfigFile>(text).unwrap_err();
+        let line = toml_problem(Path::new("/f.toml"), text, &e).to_string();
+        assert!(
+            line.contains(
+                "line 3, column 1: duplicate key `language = \"en\"`; remove one of them"
+            ),
+            "{line}"
+        );
     }
 
     #[test]
