@@ -658,6 +658,16 @@ impl<'a> Checker<'a> {
             .map(|()| Some(path))
     }
 
+    /// A text value that must not be blank (trimmed).
+    fn non_empty(&mut self, key: &str, value: &str, hint: &str) -> Option<String> {
+        let v = value.trim();
+        if v.is_empty() {
+            self.report(key, format!("is empty; {hint}"));
+            return None;
+        }
+        Some(v.to_string())
+    }
+
     /// A duration value of at least `min`.
     fn duration(&mut self, key: &str, text: &str, min: Duration) -> Option<Duration> {
         let d = self.check(key, parse_duration(text))?;
@@ -701,13 +711,11 @@ impl<'a> Checker<'a> {
         };
         let key = |k: &str| format!("{label}.{k}");
 
-        let name = s.name.trim();
-        if name.is_empty() {
-            self.report(
-                key("name"),
-                "is empty; give the school's name, as it should appear in mails",
-            );
-        }
+        let name = self.non_empty(
+            &key("name"),
+            &s.name,
+            "give the school's name, as it should appear in mails",
+        );
         let timezone = self.check(
             &key("timezone"),
             s.timezone.trim().parse::<chrono_tz::Tz>().map_err(|_| {
@@ -775,7 +783,7 @@ impl<'a> Checker<'a> {
 
         Some(SchoolConfig {
             id: SchoolId(id.to_string()),
-            name: name.to_string(),
+            name: name?,
             timezone: timezone?,
             state: state?,
             holidays: holidays?,
@@ -874,17 +882,16 @@ impl<'a> Checker<'a> {
         let key = |k: &str| format!("{label}.untis.{k}");
         let api_base = self.check(&key("api_base"), check_api_base(&u.api_base));
         let ca_file = self.ca_file(&key("ca_file"), &u.ca_file);
-        let tenant_id = u.tenant_id.trim();
-        if tenant_id.is_empty() {
-            self.report(key("tenant_id"), "is empty; give the school's WebUntis tenant id (shown in the WebUntis platform app settings)");
-        }
-        let client_id = u.client_id.trim();
-        if client_id.is_empty() {
-            self.report(
-                key("client_id"),
-                "is empty; give the client id of the WebUntis platform app, e.g. \"fehlzeiten\"",
-            );
-        }
+        let tenant_id = self.non_empty(
+            &key("tenant_id"),
+            &u.tenant_id,
+            "give the school's WebUntis tenant id (shown in the WebUntis platform app settings)",
+        );
+        let client_id = self.non_empty(
+            &key("client_id"),
+            &u.client_id,
+            "give the client id of the WebUntis platform app, e.g. \"fehlzeiten\"",
+        );
         let password = match self.secret(
             &format!("{label}.untis"),
             &u.password_file,
@@ -924,8 +931,8 @@ impl<'a> Checker<'a> {
         Some(UntisConfig {
             api_base: api_base?,
             ca_file: ca_file?,
-            tenant_id: tenant_id.to_string(),
-            client_id: client_id.to_string(),
+            tenant_id: tenant_id?,
+            client_id: client_id?,
             password: password?,
             sync_every: sync_every?,
             sync_hours: sync_hours?,
@@ -933,7 +940,6 @@ impl<'a> Checker<'a> {
             full_reconcile_at: full_reconcile_at?,
             request_timeout: request_timeout?,
         })
-        .filter(|_| !tenant_id.is_empty() && !client_id.is_empty())
     }
 
     fn periods(&mut self, label: &str, raw: &BTreeMap<String, String>) -> Option<Vec<Period>> {
