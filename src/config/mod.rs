@@ -3,13 +3,21 @@
 //!
 //! The rest of the program only sees [`Config`]: every value parsed, checked and typed.
 
+mod class_teachers;
 mod file;
+mod ics;
+mod parse;
+mod rules;
 mod secret;
 mod validate;
 
 pub use file::ConfigFile;
+pub use parse::{format_duration, parse_duration};
 pub use secret::{Secret, SecretError, read_secret_file};
-pub use validate::{ConfigError, Problem, load, load_from_str};
+pub use validate::{
+    ConfigError, Environment, Problem, check_config, check_config_with, config_warnings, load,
+    load_from_str, load_from_str_with, load_with,
+};
 
 use crate::model::{SchoolId, Severity};
 use crate::rules::RuleParams;
