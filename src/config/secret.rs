@@ -34,7 +34,7 @@ impl fmt::Display for Secret {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
-    #[error("secret file {} does not exist; create it with mode 0600 (or 0640 root:fehlzeiten)", .0.display())]
+    #[error("secret file {} does not exist; create it with mode 0600, owned by the user the service runs as", .0.display())]
     Missing(PathBuf),
     #[error("secret file {} cannot be read: {}; check its owner and mode", .0.display(), .1)]
     Unreadable(PathBuf, std::io::Error),

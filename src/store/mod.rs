@@ -53,6 +53,11 @@ pub enum StoreError {
         .path.display()
     )]
     TooNew { path: PathBuf, found: u64 },
+    #[error(
+        "the database {} is in use by another process (is the daemon running? then use its admin commands or stop it first)",
+        .0.display()
+    )]
+    InUse(PathBuf),
     #[error("database error: {0}")]
     Db(String),
     #[error("stored record {0} is damaged: {1}")]
