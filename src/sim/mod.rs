@@ -6,3 +6,7 @@
 //! tests; production paths never depend on this module.
 
 pub mod scenario;
+pub mod server;
+
+pub use scenario::{Category, PlantedCase, Scenario};
+pub use server::{Faults, RequestLogEntry, SimConfig, SimHandle, run_standalone, start};
