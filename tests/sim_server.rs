@@ -91,7 +91,16 @@ async fn token_flow_and_credential_errors() {
     );
     assert_eq!(sim.token_count(), 2);
 
-    let cases: [(&str, &str, &str, Option<&str>, StatusCode, &str); 5] = [
+    // (tenant, client id, password, grant_type, status, OAuth error)
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        &'a str,
+        Option<&'a str>,
+        StatusCode,
+        &'a str,
+    );
+    let cases: [Case; 5] = [
         (
             "1234567",
             "fehlzeiten",

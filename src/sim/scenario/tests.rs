@@ -318,3 +318,14 @@ fn ground_truth_holds_on_every_week_of_two_years() {
         failures.join("\n")
     );
 }
+
+#[test]
+fn tiny_and_empty_schools_do_not_break() {
+    for students in [0, 1, 5] {
+        let sc = Scenario::generate(3, students, d("2026-03-16"));
+        assert_eq!(sc.students.len(), students);
+        assert_eq!(sc.planted.len(), students);
+        assert!(!sc.klassen.is_empty());
+        assert_ground_truth(&sc);
+    }
+}
