@@ -6,9 +6,11 @@
 //!
 //! All methods are synchronous; async callers go through [`Store::blocking`].
 
+mod audit;
 mod outbox;
 mod school;
 
+pub use audit::AuditEvent;
 pub use outbox::{OutboxEntry, OutboxStatus, OutboxSummary};
 pub use school::{SchoolSnapshot, SchoolState, SyncRecord};
 
@@ -93,7 +95,8 @@ impl Store {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| StoreError::Open(data_dir.to_path_buf(), e.to_string()))?;
         let path = data_dir.join(DB_FILE);
-        let db = Database::create(&path).map_err(|e| StoreError::Open(path.clone(), e.to_string()))?;
+        let db =
+            Database::create(&path).map_err(|e| StoreError::Open(path.clone(), e.to_string()))?;
         let store = Store {
             db: Arc::new(db),
             path,
