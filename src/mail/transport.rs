@@ -288,17 +288,16 @@ fn mask_addresses(text: &str) -> String {
         .join(" ")
 }
 
-fn error_chain(e: &SmtpError) -> String {
-    let mut parts = vec![e.to_string()];
+/// The innermost cause of a lettre error: the server's reply text or the I/O or TLS error.
+/// lettre's own Display repeats its kind ("Connection error: Connection error: …").
+fn root_cause(e: &SmtpError) -> String {
+    let mut text = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
+        text = s.to_string();
         source = s.source();
     }
-    mask_addresses(&parts.join(": "))
+    mask_addresses(&text)
 }
 
 fn io_kind(e: &SmtpError) -> Option<std::io::ErrorKind> {
@@ -317,16 +316,10 @@ const TLS_HINT: &str = "try security = \"tls\" with port 465, or \"starttls\" wi
 /// Turns a lettre error into transient/permanent plus one line that says what to change.
 fn classify(smtp: &SmtpTransport, e: &SmtpError) -> SendError {
     let endpoint = smtp.endpoint();
-    let detail = error_chain(e);
-    let lower = detail.to_ascii_lowercase();
-    let reply = || {
-        // "permanent error (535): 5.7.8 Authentication credentials invalid" → the part after
-        // the code, which is the server's own words.
-        detail
-            .split_once("): ")
-            .map(|(_, r)| r.to_string())
-            .unwrap_or_else(|| detail.clone())
-    };
+    let detail = root_cause(e);
+    let lower = format!("{e} {detail}").to_ascii_lowercase();
+    // For a negative reply the root cause is the server's own words ("5.7.8 …").
+    let reply = || detail.clone();
     if let Some(code) = e.status() {
         let code_text = code.to_string();
         if e.is_permanent() {
@@ -376,7 +369,13 @@ fn classify(smtp: &SmtpTransport, e: &SmtpError) -> SendError {
             smtp.host
         ));
     }
-    if e.is_tls() || lower.contains("certificate") || lower.contains("handshake") {
+    if e.is_tls()
+        || lower.contains("certificate")
+        || lower.contains("handshake")
+        // rustls' words for "the peer did not speak TLS" (plain SMTP banner on a TLS socket).
+        || lower.contains("corrupt message")
+        || lower.contains("invalidcontenttype")
+    {
         if lower.contains("unknownissuer") || lower.contains("unknown issuer") {
             return SendError::transient(format!(
                 "the TLS certificate of {endpoint} is not trusted (unknown issuer): set mail.ca_file to the CA that signed it (PEM), or install that CA with update-ca-certificates"
