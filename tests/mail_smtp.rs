@@ -210,6 +210,37 @@ async fn unreachable_port_is_transient() {
 }
 
 #[tokio::test]
+async fn silent_server_times_out_transiently() {
+    // Accepts the connection and never says a word, like an implicit-TLS port does to a
+    // client that waits for the SMTP banner.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let mut config = smtp_config("127.0.0.1", port, Security::StartTls, None, None);
+    if let TransportConfig::Smtp(c) = &mut config.transport {
+        c.timeout = Duration::from_secs(1);
+    }
+    let started = std::time::Instant::now();
+    let err = send(&config, "a@schule.example").await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "the timeout applies"
+    );
+    assert!(err.is_transient(), "{err:?}");
+    assert!(
+        err.diagnosis()
+            .starts_with(&format!("no answer from 127.0.0.1:{port} within 1s")),
+        "{err}"
+    );
+    hold.abort();
+}
+
+#[tokio::test]
 async fn untrusted_certificate_gives_a_tls_diagnosis() {
     let server = SmtpServer::start();
     // No ca_file: the test CA is not among the platform's roots.

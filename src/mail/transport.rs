@@ -76,6 +76,7 @@ pub struct SmtpTransport {
     host: String,
     port: u16,
     security: Security,
+    /// Limit for one whole delivery: connect, TLS, AUTH and the SMTP transaction.
     timeout: Duration,
     builder: AsyncSmtpTransportBuilder,
     inner: OnceLock<AsyncSmtpTransport<Tokio1Executor>>,
@@ -185,9 +186,15 @@ impl Transport {
             (0, Security::None) => 25,
             (p, _) => p,
         };
+        // A zero timeout would fail every delivery at once; treat it as "not set".
+        let timeout = if c.timeout.is_zero() {
+            Duration::from_secs(30)
+        } else {
+            c.timeout
+        };
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(c.host.clone())
             .port(port)
-            .timeout(Some(c.timeout))
+            .timeout(Some(timeout))
             .tls(tls);
         if let (Some(user), Some(password)) = (&c.username, &c.password) {
             builder = builder.credentials(Credentials::new(
@@ -199,7 +206,7 @@ impl Transport {
             host: c.host.clone(),
             port,
             security: c.security,
-            timeout: c.timeout,
+            timeout,
             builder,
             inner: OnceLock::new(),
         })))
@@ -218,11 +225,19 @@ impl Transport {
             Transport::File(dir) => write_eml(dir, id, message).await,
             Transport::Smtp(smtp) => {
                 let envelope = envelope(from, to)?;
-                smtp.transport()
-                    .send_raw(&envelope, message)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| classify(smtp, &e))
+                // lettre's async transport applies its timeout to the TCP connect only; a server
+                // that accepts and then stays silent (an implicit-TLS port waiting for our
+                // ClientHello, a hung relay) would block delivery for ever. So the whole
+                // transaction gets the configured timeout.
+                match tokio::time::timeout(
+                    smtp.timeout,
+                    smtp.transport().send_raw(&envelope, message),
+                )
+                .await
+                {
+                    Ok(result) => result.map(|_| ()).map_err(|e| classify(smtp, &e)),
+                    Err(_) => Err(SendError::transient(no_answer(smtp))),
+                }
             }
         }
     }
@@ -311,6 +326,14 @@ fn io_kind(e: &SmtpError) -> Option<std::io::ErrorKind> {
     None
 }
 
+fn no_answer(smtp: &SmtpTransport) -> String {
+    format!(
+        "no answer from {} within {}s: check mail.host and mail.port (is a firewall in the way?); {TLS_HINT}",
+        smtp.endpoint(),
+        smtp.timeout.as_secs()
+    )
+}
+
 const TLS_HINT: &str = "try security = \"tls\" with port 465, or \"starttls\" with 587";
 
 /// Turns a lettre error into transient/permanent plus one line that says what to change.
@@ -349,10 +372,7 @@ fn classify(smtp: &SmtpTransport, e: &SmtpError) -> SendError {
         ));
     }
     if e.is_timeout() || io_kind(e) == Some(std::io::ErrorKind::TimedOut) {
-        return SendError::transient(format!(
-            "no answer from {endpoint} within {}s: check mail.host and mail.port (is a firewall in the way?); {TLS_HINT}",
-            smtp.timeout.as_secs()
-        ));
+        return SendError::transient(no_answer(smtp));
     }
     if io_kind(e) == Some(std::io::ErrorKind::ConnectionRefused) {
         return SendError::transient(format!(
