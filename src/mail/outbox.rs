@@ -7,6 +7,9 @@
 //! mail clients and servers recognise the duplicate. That window cannot be closed from the
 //! client side of SMTP; it is the "at most twice" of the SPEC.
 //!
+//! On shutdown, let a running `deliver_due` finish rather than drop it: each send is bounded
+//! by `mail.timeout`, and a send dropped after the server's `250` is that same duplicate.
+//!
 //! One school's outbox must be delivered by one task at a time (the daemon's per-school
 //! schedule guarantees that); otherwise both could send the same entry.
 

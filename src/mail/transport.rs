@@ -291,7 +291,12 @@ fn write_atomically(dir: &Path, id: &str, message: &[u8]) -> Result<(), (PathBuf
         let _ = std::fs::remove_file(&tmp);
         return Err((tmp, e));
     }
-    std::fs::rename(&tmp, &target).map_err(|e| (target, e))
+    std::fs::rename(&tmp, &target).map_err(|e| (target, e))?;
+    // The rename is durable only once the directory entry is on disk.
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
 }
 
 /// Server replies can name addresses (`550 <x@y>: unknown user`); those are personal data and
