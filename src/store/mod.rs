@@ -7,9 +7,11 @@
 //! All methods are synchronous; async callers go through [`Store::blocking`].
 
 mod alerts;
+mod audit;
 mod outbox;
 mod school;
 
+pub use audit::AuditEvent;
 pub use outbox::{OutboxEntry, OutboxStatus, OutboxSummary};
 pub use school::{SchoolSnapshot, SchoolState, SyncRecord};
 

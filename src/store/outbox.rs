@@ -1,7 +1,7 @@
 //! The durable mail outbox: a mail is stored before it is sent, so a crash loses none.
 
-use super::{OUTBOX, Result, Store, read_school_range};
-use redb::ReadableDatabase;
+use super::{OUTBOX, Result, Store, encode, read_school_range};
+use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,6 +69,41 @@ impl Store {
 
     pub fn outbox_get(&self, school: &str, id: &str) -> Result<Option<OutboxEntry>> {
         self.get_json(OUTBOX, school, id)
+    }
+
+    /// Stores a new entry unless one with the same id exists (the same logical mail, enqueued
+    /// again after a crash or a re-run, must not be sent twice nor have its retry state reset).
+    /// Returns whether it was stored.
+    pub fn outbox_enqueue(&self, school: &str, entry: &OutboxEntry) -> Result<bool> {
+        let txn = self.db().begin_write()?;
+        let inserted;
+        {
+            let mut t = txn.open_table(OUTBOX)?;
+            inserted = t.get((school, entry.id.as_str()))?.is_none();
+            if inserted {
+                t.insert((school, entry.id.as_str()), encode(entry)?.as_slice())?;
+            }
+        }
+        txn.commit()?;
+        Ok(inserted)
+    }
+
+    /// Marks an entry sent and writes its audit record in one transaction, so the audit log
+    /// never misses a mail the outbox counts as sent.
+    pub fn outbox_mark_sent(
+        &self,
+        school: &str,
+        entry: &OutboxEntry,
+        audit: &super::AuditEvent,
+    ) -> Result<()> {
+        let txn = self.db().begin_write()?;
+        {
+            let mut t = txn.open_table(OUTBOX)?;
+            t.insert((school, entry.id.as_str()), encode(entry)?.as_slice())?;
+        }
+        super::audit::append_in(&txn, school, audit)?;
+        txn.commit()?;
+        Ok(())
     }
 
     /// Stores the new state of an entry after a delivery attempt.
