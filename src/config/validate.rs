@@ -24,21 +24,11 @@ pub struct ConfigError {
 
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        problems: vec![Problem {
-            file: path.to_path_buf(),
-            key: "-".into(),
-            message: e.to_string(),
-        }],
+        problems: vec![Problem { file: path.to_path_buf(), key: "-".into(), message: e.to_string() }],
     })?;
     load_from_str(path, &text)
 }
 
 pub fn load_from_str(path: &Path, _text: &str) -> Result<Config, ConfigError> {
-    Err(ConfigError {
-        problems: vec![Problem {
-            file: path.to_path_buf(),
-            key: "-".into(),
-            message: "not yet".into(),
-        }],
-    })
+    Err(ConfigError { problems: vec![Problem { file: path.to_path_buf(), key: "-".into(), message: "not yet".into() }] })
 }

@@ -64,10 +64,7 @@ impl Bands {
 
     /// The mildest threshold, i.e. the smallest value that gives any finding.
     pub fn lowest(&self) -> Option<f64> {
-        [self.watch, self.warning, self.critical]
-            .into_iter()
-            .flatten()
-            .reduce(f64::min)
+        [self.watch, self.warning, self.critical].into_iter().flatten().reduce(f64::min)
     }
 }
 
@@ -150,3 +147,4 @@ fn half_year_period(calendar: &Calendar, number: u8) -> String {
 fn date_str(d: NaiveDate) -> String {
     d.format("%Y-%m-%d").to_string()
 }
+
