@@ -286,7 +286,12 @@ mod tests {
 
     #[test]
     fn easter_dates() {
-        for (y, e) in [(2024, "2024-03-31"), (2025, "2025-04-20"), (2026, "2026-04-05"), (2027, "2027-03-28")] {
+        for (y, e) in [
+            (2024, "2024-03-31"),
+            (2025, "2025-04-20"),
+            (2026, "2026-04-05"),
+            (2027, "2027-03-28"),
+        ] {
             assert_eq!(easter_sunday(y), Some(d(e)), "{y}");
         }
     }
@@ -294,7 +299,10 @@ mod tests {
     #[test]
     fn state_holidays() {
         let c = cal("NW");
-        assert_eq!(c.day_off(d("2026-06-04")), Some(DayOff::PublicHoliday("Fronleichnam".into())));
+        assert_eq!(
+            c.day_off(d("2026-06-04")),
+            Some(DayOff::PublicHoliday("Fronleichnam".into()))
+        );
         assert_eq!(c.day_off(d("2025-11-01")), Some(DayOff::Weekend));
         assert!(cal("BY").day_off(d("2026-01-06")).is_some());
         assert!(cal("NW").is_school_day(d("2026-01-07")));
@@ -304,7 +312,10 @@ mod tests {
             cal("SN").day_off(d("2025-11-19")),
             Some(DayOff::PublicHoliday("Buß- und Bettag".into()))
         );
-        assert_eq!(c.day_off(d("2025-10-14")), Some(DayOff::SchoolHoliday("Herbstferien".into())));
+        assert_eq!(
+            c.day_off(d("2025-10-14")),
+            Some(DayOff::SchoolHoliday("Herbstferien".into()))
+        );
         assert_eq!(c.day_off(d("2026-08-03")), Some(DayOff::OutsideSchoolYear));
     }
 
@@ -319,8 +330,14 @@ mod tests {
     fn default_half_years() {
         let c = cal("NW");
         let h = c.half_year(d("2026-01-30")).unwrap();
-        assert_eq!((h.number, h.start, h.end), (1, d("2025-08-01"), d("2026-01-31")));
+        assert_eq!(
+            (h.number, h.start, h.end),
+            (1, d("2025-08-01"), d("2026-01-31"))
+        );
         let h = c.half_year(d("2026-02-01")).unwrap();
-        assert_eq!((h.number, h.start, h.end), (2, d("2026-02-01"), d("2026-07-31")));
+        assert_eq!(
+            (h.number, h.start, h.end),
+            (2, d("2026-02-01"), d("2026-07-31"))
+        );
     }
 }

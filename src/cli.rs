@@ -1,7 +1,477 @@
-//! Command line (SPEC §1).
+//! Command line (SPEC §1): clap definitions and the glue that calls the library. Every expected
+//! failure ends as one line on stderr and exit code 1.
 
+use crate::config::{self, Config, DEFAULT_CONFIG_PATH};
+use crate::mail::Transport;
+use crate::pipeline::{self, RunOptions};
+use crate::store::Store;
+use crate::untis::UntisClient;
+use chrono::{NaiveDate, Utc};
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+#[derive(Parser, Debug)]
+#[command(
+    name = "fehlzeiten",
+    version,
+    about = "Early-warning system for school absenteeism: syncs WebUntis, evaluates absence patterns, mails class teachers and social workers"
+)]
+pub struct Cli {
+    /// Config file.
+    #[arg(long, global = true, env = "FEHLZEITEN_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the whole pipeline on a simulated school and write the mails into a directory.
+    Demo(DemoArgs),
+    /// Check the config file and print every problem; exit 1 if there is any.
+    CheckConfig,
+    /// Sync every configured school now, evaluate, and send the immediate alerts.
+    Sync {
+        /// Only this school.
+        #[arg(long)]
+        school: Option<String>,
+    },
+    /// Print the current findings (what would be alerted) without sending anything.
+    Evaluate {
+        /// Only this school.
+        #[arg(long)]
+        school: Option<String>,
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Evaluate as of this date (YYYY-MM-DD) instead of today.
+        #[arg(long, value_name = "DATE")]
+        at: Option<NaiveDate>,
+    },
+    /// Render the digest a class teacher would get now; sends nothing.
+    Digest {
+        /// Render only (the one supported mode).
+        #[arg(long, required = true)]
+        preview: bool,
+        /// The school (needed when several are configured).
+        #[arg(long)]
+        school: Option<String>,
+        /// The class teacher's address.
+        #[arg(long, value_name = "ADDR")]
+        to: String,
+        /// Write the HTML part to this file instead of printing the text part.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Render as of this date (YYYY-MM-DD) instead of today.
+        #[arg(long, value_name = "DATE")]
+        at: Option<NaiveDate>,
+    },
+    /// Send one test mail with the configured transport.
+    SendTestMail {
+        #[arg(long, value_name = "ADDR")]
+        to: String,
+    },
+    /// Run the WebUntis simulator standalone, for trying a config without a real school.
+    SimulateUntis {
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8780")]
+        listen: SocketAddr,
+        #[arg(long, default_value_t = 120)]
+        students: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Where to write the mails and index.html.
+    #[arg(long, default_value = "fehlzeiten-demo")]
+    pub out: PathBuf,
+    /// Students in the simulated school.
+    #[arg(long, default_value_t = 120)]
+    pub students: usize,
+    /// Seed of the scenario generator (same seed, same school).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// The demo's "today" (YYYY-MM-DD); default: today, or the end of the last school year when
+    /// today has too little school history.
+    #[arg(long, value_name = "DATE")]
+    pub today: Option<NaiveDate>,
+}
+
+/// Entry point of the binary.
 pub fn main() -> ExitCode {
-    ExitCode::SUCCESS
+    install_panic_hook();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    match run(cli) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("fehlzeiten: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Help and version go to stdout with exit 0; a usage error becomes one line and exit 1.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
+    let rendered = e.render().to_string();
+    let line = rendered
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("invalid arguments");
+    let line = line.strip_prefix("error: ").unwrap_or(line);
+    eprintln!("fehlzeiten: {line}; see `fehlzeiten --help`");
+    ExitCode::FAILURE
+}
+
+/// A bug must still end as one readable line, not a backtrace.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("fehlzeiten: internal error{place}; please report it with the command you ran");
+    }));
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
+fn load_config(cli: &Cli) -> Result<Config, String> {
+    config::load(&cli.config).map_err(|e| {
+        let lines: Vec<String> = e.problems.iter().map(ToString::to_string).collect();
+        format!(
+            "the config is invalid ({} problem{}); run `fehlzeiten check-config`:\n{}",
+            lines.len(),
+            if lines.len() == 1 { "" } else { "s" },
+            lines.join("\n")
+        )
+    })
+}
+
+fn selected<'a>(
+    config: &'a Config,
+    school: Option<&str>,
+) -> Result<Vec<&'a config::SchoolConfig>, String> {
+    match school {
+        None => Ok(config.schools.iter().collect()),
+        Some(id) => config.school(id).map(|s| vec![s]).ok_or_else(|| {
+            format!(
+                "no school `{id}` in the config; configured: {}",
+                school_ids(config)
+            )
+        }),
+    }
+}
+
+fn school_ids(config: &Config) -> String {
+    config
+        .schools
+        .iter()
+        .map(|s| s.id.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn run(cli: Cli) -> Result<ExitCode, String> {
+    match &cli.command {
+        Command::CheckConfig => {
+            crate::logging::init(log::LevelFilter::Warn);
+            let problems = config::check_config(&cli.config);
+            if problems.is_empty() {
+                if let Ok(config) = config::load(&cli.config) {
+                    let today = Utc::now().date_naive();
+                    for w in config::config_warnings(&config, today) {
+                        eprintln!("warning: {w}");
+                    }
+                }
+                println!("{}: ok", cli.config.display());
+                return Ok(ExitCode::SUCCESS);
+            }
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            Ok(ExitCode::FAILURE)
+        }
+        Command::Demo(args) => {
+            crate::logging::init(log::LevelFilter::Warn);
+            let summary = runtime()?.block_on(crate::demo::run(crate::demo::DemoOptions {
+                out: args.out.clone(),
+                students: args.students,
+                seed: args.seed,
+                today: args.today,
+            }))?;
+            print!("{summary}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::SimulateUntis {
+            listen,
+            students,
+            seed,
+        } => {
+            crate::logging::init(log::LevelFilter::Info);
+            let today = Utc::now()
+                .with_timezone(&chrono_tz::Europe::Berlin)
+                .date_naive();
+            runtime()?.block_on(crate::sim::run_standalone(
+                *listen,
+                *students,
+                *seed,
+                today,
+                async {
+                    let _ = tokio::signal::ctrl_c().await;
+                },
+            ))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sync { school } => {
+            let config = load_config(&cli)?;
+            crate::logging::init(config.daemon.log_level.min(log::LevelFilter::Warn));
+            runtime()?.block_on(sync(&config, school.as_deref()))
+        }
+        Command::Evaluate { school, json, at } => {
+            let config = load_config(&cli)?;
+            crate::logging::init(config.daemon.log_level.min(log::LevelFilter::Warn));
+            runtime()?.block_on(evaluate(&config, school.as_deref(), *json, *at))
+        }
+        Command::Digest {
+            preview: _,
+            school,
+            to,
+            out,
+            at,
+        } => {
+            let config = load_config(&cli)?;
+            crate::logging::init(config.daemon.log_level.min(log::LevelFilter::Warn));
+            runtime()?.block_on(digest_preview(
+                &config,
+                school.as_deref(),
+                to,
+                out.as_deref(),
+                *at,
+            ))
+        }
+        Command::SendTestMail { to } => {
+            let config = load_config(&cli)?;
+            crate::logging::init(config.daemon.log_level.min(log::LevelFilter::Warn));
+            let line = runtime()?.block_on(crate::mail::send_test_mail(&config, to))?;
+            println!("{line}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn open_store(config: &Config) -> Result<Store, String> {
+    Store::open(&config.daemon.data_dir).map_err(|e| e.to_string())
+}
+
+async fn sync(config: &Config, school: Option<&str>) -> Result<ExitCode, String> {
+    let schools = selected(config, school)?;
+    let store = open_store(config)?;
+    let transport = Transport::from_config(&config.mail).map_err(|e| e.to_string())?;
+    let mut failed = Vec::new();
+    for s in schools {
+        let client = match UntisClient::new(&s.untis) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("{}: failed: {e}", s.id);
+                failed.push(s.id.to_string());
+                continue;
+            }
+        };
+        let options = RunOptions {
+            digests: false,
+            deliver: true,
+        };
+        match pipeline::run_school(
+            &store,
+            config,
+            s,
+            Some(&client),
+            &transport,
+            Utc::now(),
+            options,
+        )
+        .await
+        {
+            Ok(r) => {
+                let sync = r.sync.as_ref();
+                println!(
+                    "{}: ok: {} students, {} Klassen, {} absences in {}..{}, {} requests; {} findings, {} alert mails; delivered {}, retrying {}, failed {}",
+                    s.id,
+                    sync.map_or(0, |x| x.students),
+                    sync.map_or(0, |x| x.klassen),
+                    sync.map_or(0, |x| x.absences),
+                    sync.map_or(String::new(), |x| x.window.0.to_string()),
+                    sync.map_or(String::new(), |x| x.window.1.to_string()),
+                    sync.map_or(0, |x| x.data_requests + x.token_requests),
+                    r.findings,
+                    r.immediate_mails,
+                    r.delivery.sent,
+                    r.delivery.retried,
+                    r.delivery.failed,
+                );
+            }
+            Err(e) => {
+                eprintln!("{}: failed: {e}", s.id);
+                failed.push(s.id.to_string());
+            }
+        }
+    }
+    if failed.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Err(format!("sync failed for: {}", failed.join(", ")))
+    }
+}
+
+/// One finding as `evaluate --json` prints it (SPEC §7).
+#[derive(serde::Serialize)]
+struct FindingJson<'a> {
+    school: &'a str,
+    student: StudentJson,
+    rule: &'a str,
+    severity: &'a str,
+    period: &'a str,
+    value: u32,
+    evidence: &'a [String],
+}
+
+#[derive(serde::Serialize)]
+struct StudentJson {
+    id: String,
+    name: String,
+    klasse: Option<String>,
+}
+
+async fn evaluate(
+    config: &Config,
+    school: Option<&str>,
+    json: bool,
+    at: Option<NaiveDate>,
+) -> Result<ExitCode, String> {
+    let schools = selected(config, school)?;
+    let store = open_store(config)?;
+    let mut rows = Vec::new();
+    let mut all = Vec::new();
+    for s in schools {
+        let id = s.id.to_string();
+        let snapshot = store
+            .blocking(move |st| st.load_school(&id))
+            .await
+            .map_err(|e| e.to_string())?;
+        let today = at.unwrap_or_else(|| Utc::now().with_timezone(&s.timezone).date_naive());
+        let (findings, _) =
+            crate::alerts::inhibit(&s.id, pipeline::evaluate_school(&snapshot, s, today));
+        rows.push((s, snapshot, findings));
+    }
+    for (s, snapshot, findings) in &rows {
+        let dir = crate::alerts::Directory::new(&snapshot.roster);
+        for f in findings {
+            all.push(FindingJson {
+                school: s.id.as_str(),
+                student: StudentJson {
+                    id: f.student.0.clone(),
+                    name: dir.name(&f.student),
+                    klasse: dir.klasse_name(&f.student),
+                },
+                rule: &f.rule,
+                severity: f.severity.as_str(),
+                period: &f.period,
+                value: f.value,
+                evidence: &f.evidence,
+            });
+        }
+    }
+    if json {
+        let text = serde_json::to_string_pretty(&all).map_err(|e| e.to_string())?;
+        println!("{text}");
+    } else if all.is_empty() {
+        println!("no findings");
+    } else {
+        for f in &all {
+            let name = if f.student.name.is_empty() {
+                format!("({})", f.student.id)
+            } else {
+                f.student.name.clone()
+            };
+            println!(
+                "{:<8} {:<20} {:<5} {:<28} {:<20} {:>4}  {}",
+                f.severity,
+                f.rule,
+                f.student.klasse.as_deref().unwrap_or("-"),
+                name,
+                f.period,
+                f.value,
+                f.evidence.join(" ")
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn digest_preview(
+    config: &Config,
+    school: Option<&str>,
+    to: &str,
+    out: Option<&std::path::Path>,
+    at: Option<NaiveDate>,
+) -> Result<ExitCode, String> {
+    let schools = selected(config, school)?;
+    let [s] = schools.as_slice() else {
+        return Err(format!(
+            "several schools are configured; choose one with --school ({})",
+            school_ids(config)
+        ));
+    };
+    let store = open_store(config)?;
+    let now = match at {
+        Some(day) => crate::demo::local_time(s.timezone, day, 7, 0),
+        None => Utc::now(),
+    };
+    let rendered = pipeline::preview_digest(&store, config, s, to, now)
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(mail) = rendered else {
+        return Err(format!(
+            "{to} gets no digest now: not a class teacher of a Klasse of {}, or no alerts for their Klassen",
+            s.id
+        ));
+    };
+    match out {
+        Some(path) => {
+            std::fs::write(path, &mail.html)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            println!("wrote {}", path.display());
+        }
+        None => {
+            println!("Subject: {}\n\n{}", mail.subject, mail.text);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -2,13 +2,17 @@
 //!
 //! The flow (see ARCHITECTURE.md): `untis` fetches, `sync` stores through `store`, `rules`
 //! evaluate, `alerts` decide what is said, `mail` delivers. `pipeline` runs one school through
-//! all of it; `cli` and the daemon call it.
+//! all of it; `cli` (and later the daemon) call it.
 
+pub mod alerts;
 pub mod calendar;
 pub mod cli;
 pub mod config;
+pub mod demo;
+pub mod logging;
 pub mod mail;
 pub mod model;
+pub mod pipeline;
 pub mod rules;
 pub mod sim;
 pub mod store;

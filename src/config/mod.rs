@@ -81,7 +81,9 @@ pub struct MailConfig {
 pub enum TransportConfig {
     Smtp(SmtpConfig),
     /// Writes each mail as `.eml` into the directory (demo, testing).
-    File { dir: PathBuf },
+    File {
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,7 +15,12 @@ pub fn evaluate(h: &History, _calendar: &Calendar, p: &RuleParams) -> Vec<Findin
     let mut out = Vec::new();
     let mut run: Vec<NaiveDate> = Vec::new();
     // Walk the school days in order; a school day without absence ends the run.
-    for day in h.school_days.iter().copied().chain(std::iter::once(NaiveDate::MAX)) {
+    for day in h
+        .school_days
+        .iter()
+        .copied()
+        .chain(std::iter::once(NaiveDate::MAX))
+    {
         if day != NaiveDate::MAX && h.is_absence_day(day) {
             run.push(day);
             continue;

@@ -14,7 +14,9 @@ fn isolated(h: &History, calendar: &Calendar, day: NaiveDate) -> bool {
     if !h.is_absence_day(day) {
         return false;
     }
-    let before = calendar.prev_school_day(day).is_some_and(|d| h.is_absence_day(d));
+    let before = calendar
+        .prev_school_day(day)
+        .is_some_and(|d| h.is_absence_day(d));
     let after = calendar
         .next_school_day(day)
         .is_some_and(|d| d <= h.today && h.is_absence_day(d));

@@ -24,7 +24,11 @@ pub fn evaluate(h: &History, calendar: &Calendar, p: &RuleParams) -> Option<Find
             days += 1;
             evidence.push(date.format("%Y-%m-%d").to_string());
         } else {
-            evidence.push(format!("{} ({} Std.)", date.format("%Y-%m-%d"), rec.unexcused_lessons));
+            evidence.push(format!(
+                "{} ({} Std.)",
+                date.format("%Y-%m-%d"),
+                rec.unexcused_lessons
+            ));
         }
     }
     let by_days = p.unexcused_days.classify(f64::from(days));

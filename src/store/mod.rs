@@ -101,7 +101,8 @@ impl Store {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| StoreError::Open(data_dir.to_path_buf(), e.to_string()))?;
         let path = data_dir.join(DB_FILE);
-        let db = Database::create(&path).map_err(|e| StoreError::Open(path.clone(), e.to_string()))?;
+        let db =
+            Database::create(&path).map_err(|e| StoreError::Open(path.clone(), e.to_string()))?;
         let store = Store {
             db: Arc::new(db),
             path,

@@ -72,9 +72,24 @@ impl Store {
     ) -> Result<()> {
         let txn = self.db().begin_write()?;
         {
-            replace_rows(&txn, STUDENTS, school, roster.students.iter().map(|s| (s.id.0.clone(), s)))?;
-            replace_rows(&txn, TEACHERS, school, roster.teachers.iter().map(|t| (t.id.clone(), t)))?;
-            replace_rows(&txn, KLASSEN, school, roster.klassen.iter().map(|k| (k.id.clone(), k)))?;
+            replace_rows(
+                &txn,
+                STUDENTS,
+                school,
+                roster.students.iter().map(|s| (s.id.0.clone(), s)),
+            )?;
+            replace_rows(
+                &txn,
+                TEACHERS,
+                school,
+                roster.teachers.iter().map(|t| (t.id.clone(), t)),
+            )?;
+            replace_rows(
+                &txn,
+                KLASSEN,
+                school,
+                roster.klassen.iter().map(|k| (k.id.clone(), k)),
+            )?;
 
             let mut t = txn.open_table(ABSENCES)?;
             let lo = day_key(window.0);

@@ -215,12 +215,12 @@ pub(super) fn build_roster(
                     s.klasse_id = Some(klasse.id.clone());
                 }
             }
-            Some("teacher") if lenient_bool(e.get("primary")) => {
-                if teacher_list.contains_key(user)
-                    && !klasse.class_teacher_ids.iter().any(|t| t == user)
-                {
-                    klasse.class_teacher_ids.push(user.to_string());
-                }
+            Some("teacher")
+                if lenient_bool(e.get("primary"))
+                    && teacher_list.contains_key(user)
+                    && !klasse.class_teacher_ids.iter().any(|t| t == user) =>
+            {
+                klasse.class_teacher_ids.push(user.to_string());
             }
             _ => {}
         }

@@ -24,7 +24,8 @@ use std::collections::BTreeSet;
 use std::ops::Range;
 
 /// What a student was generated to be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Category {
     /// A pattern past a rule's threshold: the expected findings must appear.
     Planted,
@@ -37,7 +38,7 @@ pub enum Category {
 }
 
 /// Ground truth for one student.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PlantedCase {
     pub student: StudentId,
     pub category: Category,

@@ -1,0 +1,381 @@
+//! `fehlzeiten demo`: the whole pipeline on an embedded default. It starts the built-in WebUntis
+//! simulator on loopback with a generated school, syncs it, evaluates the rules and writes the
+//! mails as `.eml` (plus their HTML) and an `index.html` overview. No config, network or root.
+//!
+//! The simulator is test tooling; this command is its one user outside tests, on purpose: a
+//! school's IT can see what the teachers would get before connecting a real WebUntis.
+
+use crate::config::{
+    Config, DaemonConfig, Language, MailConfig, NotifyConfig, Recipients, SchoolConfig, Secret,
+    TimeRange, TransportConfig, UntisConfig, WeeklySlot,
+};
+use crate::mail::{RenderedMail, Transport};
+use crate::model::{SchoolId, Severity};
+use crate::pipeline::{self, RunOptions};
+use crate::rules::RuleParams;
+use crate::sim::{self, Scenario, SimConfig};
+use crate::store::Store;
+use crate::untis::UntisClient;
+use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Marks a directory as the demo's own, so a rerun may clean it.
+const MARKER: &str = ".fehlzeiten-demo";
+const SCHOOL_ID: &str = "demo-gymnasium";
+const SCHOOL_NAME: &str = "Gymnasium Musterstadt (Demo)";
+const FROM: &str = "Fehlzeiten-Frühwarnsystem <fehlzeiten@schule.example>";
+const SOCIAL_WORKERS: [&str; 2] = [
+    "sozialarbeit@schule.example",
+    "schulsozialarbeit@schule.example",
+];
+
+pub struct DemoOptions {
+    pub out: PathBuf,
+    pub students: usize,
+    pub seed: u64,
+    pub today: Option<NaiveDate>,
+}
+
+/// A school-local wall-clock time as UTC (the earlier instant when a DST change repeats it).
+pub fn local_time(tz: chrono_tz::Tz, day: NaiveDate, hour: u32, minute: u32) -> DateTime<Utc> {
+    let t = NaiveTime::from_hms_opt(hour, minute, 0).unwrap_or(NaiveTime::MIN);
+    tz.from_local_datetime(&day.and_time(t))
+        .earliest()
+        .map(|x| x.with_timezone(&Utc))
+        .unwrap_or_else(|| day.and_time(t).and_utc())
+}
+
+/// Prepares the output directory: refuses a foreign non-empty directory, cleans our own.
+fn prepare_out(out: &Path) -> Result<(), String> {
+    let err = |e: std::io::Error| format!("cannot prepare {}: {e}", out.display());
+    if out.exists() {
+        let mut entries = std::fs::read_dir(out).map_err(err)?;
+        let ours = out.join(MARKER).exists();
+        if !ours && entries.next().is_some() {
+            return Err(format!(
+                "{} exists and is not a demo directory; choose another --out",
+                out.display()
+            ));
+        }
+        if ours {
+            std::fs::remove_dir_all(out).map_err(err)?;
+        }
+    }
+    std::fs::create_dir_all(out.join("mails")).map_err(err)?;
+    std::fs::write(
+        out.join(MARKER),
+        "written by `fehlzeiten demo`; safe to delete\n",
+    )
+    .map_err(err)?;
+    Ok(())
+}
+
+fn demo_config(
+    scenario: &Scenario,
+    out: &Path,
+    api_base: &str,
+    sim: &SimConfig,
+) -> Result<Config, String> {
+    let t = |h, m| NaiveTime::from_hms_opt(h, m, 0).unwrap_or(NaiveTime::MIN);
+    let school = SchoolConfig {
+        id: SchoolId(SCHOOL_ID.to_string()),
+        name: SCHOOL_NAME.to_string(),
+        timezone: chrono_tz::Europe::Berlin,
+        state: scenario.state.clone(),
+        holidays: scenario.holidays.clone(),
+        half_year_starts: Vec::new(),
+        untis: UntisConfig {
+            api_base: url::Url::parse(api_base).map_err(|e| e.to_string())?,
+            ca_file: None,
+            tenant_id: sim.tenant_id.clone(),
+            client_id: sim.client_id.clone(),
+            password: Secret::new(sim.password.clone()),
+            sync_every: Duration::from_secs(15 * 60),
+            sync_hours: TimeRange {
+                start: t(6, 30),
+                end: t(17, 0),
+            },
+            window_days: 30,
+            full_reconcile_at: t(2, 30),
+            request_timeout: Duration::from_secs(30),
+        },
+        periods: scenario.periods.clone(),
+        recipients: Recipients {
+            social_workers: SOCIAL_WORKERS.iter().map(|s| s.to_string()).collect(),
+            class_teachers_override: Default::default(),
+            social_workers_see_school: true,
+        },
+        notify: NotifyConfig {
+            digest: WeeklySlot {
+                weekday: Weekday::Mon,
+                time: t(7, 0),
+            },
+            social_worker_digest: None,
+            immediate_min_severity: Severity::Critical,
+            quiet_hours: Some(TimeRange {
+                start: t(20, 0),
+                end: t(6, 30),
+            }),
+            all_quiet_mail: false,
+        },
+        rules: RuleParams::default(),
+    };
+    Ok(Config {
+        path: PathBuf::new(),
+        daemon: DaemonConfig {
+            data_dir: out.join("state"),
+            status_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8787)),
+            language: Language::De,
+            log_level: log::LevelFilter::Warn,
+        },
+        mail: MailConfig {
+            from: FROM.to_string(),
+            reply_to: Some(SOCIAL_WORKERS[0].to_string()),
+            transport: TransportConfig::File {
+                dir: out.join("mails"),
+            },
+        },
+        schools: vec![school],
+    })
+}
+
+/// The demo's config as a file, so `evaluate` and `digest --preview` can be tried on its data.
+fn config_file_text(config: &Config, scenario: &Scenario) -> String {
+    let school = &config.schools[0];
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# Written by `fehlzeiten demo`: the demo school's config. Try:"
+    );
+    let _ = writeln!(
+        s,
+        "#   fehlzeiten --config fehlzeiten.toml evaluate --at {}",
+        scenario.today
+    );
+    let _ = writeln!(
+        s,
+        "[daemon]\ndata_dir = \"state\"\nlanguage = \"de\"\nlog_level = \"warn\"\n"
+    );
+    let _ = writeln!(
+        s,
+        "[mail]\nfrom = \"{FROM}\"\nreply_to = \"{}\"\ntransport = \"file\"\nfile_dir = \"mails\"\n",
+        SOCIAL_WORKERS[0]
+    );
+    let _ = writeln!(
+        s,
+        "[[school]]\nid = \"{SCHOOL_ID}\"\nname = \"{SCHOOL_NAME}\""
+    );
+    let _ = writeln!(
+        s,
+        "timezone = \"Europe/Berlin\"\nstate = \"{}\"\nholidays = [",
+        school.state
+    );
+    for h in &school.holidays {
+        let _ = writeln!(
+            s,
+            "  {{ from = \"{}\", to = \"{}\", name = \"{}\" }},",
+            h.from, h.to, h.name
+        );
+    }
+    let _ = writeln!(s, "]\n\n[school.untis]");
+    let _ = writeln!(
+        s,
+        "# The simulator is gone when the demo ends; `sync` needs `fehlzeiten simulate-untis`.\napi_base = \"{}\"\ntenant_id = \"{}\"\nclient_id = \"{}\"\npassword_file = \"untis.secret\"\n",
+        school.untis.api_base, school.untis.tenant_id, school.untis.client_id
+    );
+    let _ = writeln!(s, "[school.periods]");
+    for p in &school.periods {
+        let _ = writeln!(
+            s,
+            "{} = \"{}-{}\"",
+            p.number,
+            p.start.format("%H:%M"),
+            p.end.format("%H:%M")
+        );
+    }
+    let list = SOCIAL_WORKERS
+        .iter()
+        .map(|a| format!("\"{a}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let _ = writeln!(s, "\n[school.recipients]\nsocial_workers = [{list}]");
+    s
+}
+
+fn write_secret(path: &Path, value: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    writeln!(f, "{value}").map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn index_html(mails: &[(String, RenderedMail)], summary: &str, today: NaiveDate) -> String {
+    let mut rows = String::new();
+    for (kind, m) in mails {
+        let label = if kind == "alert" {
+            "Sofortmeldung"
+        } else {
+            "Wochenübersicht"
+        };
+        let _ = writeln!(
+            rows,
+            "<tr><td>{label}</td><td>{}</td><td>{}</td><td>{}</td><td><a href=\"mails/{id}.html\">ansehen</a> · <a href=\"mails/{id}.eml\">.eml</a></td></tr>",
+            html_escape(&m.to.join(", ")),
+            html_escape(&m.subject),
+            m.student_ids.len(),
+            id = html_escape(&m.id),
+        );
+    }
+    format!(
+        r#"<!doctype html>
+<html lang="de"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>fehlzeiten – Demo</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto;padding:0 1em;color:#222}}
+table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #ddd;padding:.4em;text-align:left;vertical-align:top}}
+pre{{background:#f6f6f6;padding:1em;white-space:pre-wrap}}</style></head>
+<body><h1>fehlzeiten – Demo</h1>
+<p>Simulierte Schule, Stichtag {today}. Alle Namen sind erfunden. Diese Mails hätte das System verschickt:</p>
+<table><tr><th>Art</th><th>An</th><th>Betreff</th><th>Schüler/innen</th><th>Mail</th></tr>
+{rows}</table>
+<h2>Zusammenfassung</h2><pre>{}</pre>
+</body></html>
+"#,
+        html_escape(summary)
+    )
+}
+
+/// Runs the demo and returns the summary to print.
+pub async fn run(opts: DemoOptions) -> Result<String, String> {
+    if opts.students == 0 || opts.students > 5000 {
+        return Err("--students must be between 1 and 5000".to_string());
+    }
+    let started = Instant::now();
+    let real_today = Utc::now()
+        .with_timezone(&chrono_tz::Europe::Berlin)
+        .date_naive();
+    let today = Scenario::reference_day(opts.today.unwrap_or(real_today));
+    let scenario = Arc::new(Scenario::generate(opts.seed, opts.students, today));
+    prepare_out(&opts.out)?;
+
+    let sim_config = SimConfig::default();
+    let sim = sim::start(
+        scenario.clone(),
+        sim_config.clone(),
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .await
+    .map_err(|e| format!("cannot start the WebUntis simulator: {e}"))?;
+    let config = demo_config(&scenario, &opts.out, &sim.base_url(), &sim_config)?;
+    std::fs::write(
+        opts.out.join("fehlzeiten.toml"),
+        config_file_text(&config, &scenario),
+    )
+    .map_err(|e| format!("cannot write the demo config: {e}"))?;
+    write_secret(&opts.out.join("untis.secret"), &sim_config.password)?;
+    let ground_truth =
+        serde_json::to_string_pretty(&scenario.planted).map_err(|e| e.to_string())?;
+    std::fs::write(opts.out.join("ground-truth.json"), ground_truth)
+        .map_err(|e| format!("cannot write ground-truth.json: {e}"))?;
+
+    let school = &config.schools[0];
+    let store = Store::open(&config.daemon.data_dir).map_err(|e| e.to_string())?;
+    let transport = Transport::from_config(&config.mail).map_err(|e| e.to_string())?;
+    let client = UntisClient::new(&school.untis).map_err(|e| e.to_string())?;
+    // The run happens at the digest slot of the demo's day, so both kinds of mail are shown.
+    let now = local_time(school.timezone, scenario.today, 7, 15);
+    let sync_started = Instant::now();
+    let report = pipeline::run_school(
+        &store,
+        &config,
+        school,
+        Some(&client),
+        &transport,
+        now,
+        RunOptions {
+            digests: true,
+            deliver: true,
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let pipeline_time = sync_started.elapsed();
+    sim.shutdown().await;
+
+    for (_, m) in &report.mails {
+        let path = opts.out.join("mails").join(format!("{}.html", m.id));
+        std::fs::write(&path, &m.html)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    let sync = report.sync.as_ref();
+    let count = |s: Severity| report.by_severity.get(&s).copied().unwrap_or(0);
+    let mut summary = String::new();
+    let _ = writeln!(
+        summary,
+        "fehlzeiten demo: {SCHOOL_NAME}, Stichtag {}",
+        scenario.today
+    );
+    if let Some(s) = sync {
+        let _ = writeln!(
+            summary,
+            "  sync:     {} students in {} Klassen, {} absence entries ({}..{}), {} requests ({} token)",
+            s.students,
+            s.klassen,
+            s.absences,
+            s.window.0,
+            s.window.1,
+            s.data_requests + s.token_requests,
+            s.token_requests
+        );
+    }
+    let _ = writeln!(
+        summary,
+        "  findings: {} critical, {} warning, {} watch",
+        count(Severity::Critical),
+        count(Severity::Warning),
+        count(Severity::Watch)
+    );
+    let _ = writeln!(
+        summary,
+        "  mails:    {} immediate alerts to social workers, {} weekly digests to class teachers (delivered {}, failed {})",
+        report.immediate_mails, report.digest_mails, report.delivery.sent, report.delivery.failed
+    );
+    let _ = writeln!(
+        summary,
+        "  time:     {:.2} s for sync, rules and mail ({:.2} s in all)",
+        pipeline_time.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+    std::fs::write(
+        opts.out.join("index.html"),
+        index_html(&report.mails, &summary, scenario.today),
+    )
+    .map_err(|e| format!("cannot write index.html: {e}"))?;
+    let _ = writeln!(
+        summary,
+        "  open:     {}",
+        opts.out.join("index.html").display()
+    );
+    let _ = writeln!(
+        summary,
+        "  try:      fehlzeiten --config {} evaluate --at {}",
+        opts.out.join("fehlzeiten.toml").display(),
+        scenario.today
+    );
+    Ok(summary)
+}

@@ -1,0 +1,67 @@
+//! Logging through the `log` facade: to journald when systemd runs us, else to stderr.
+//! Dependencies' chatter is capped at `warn`. Log lines carry ids only, never names or addresses.
+
+use log::{LevelFilter, Log, Metadata, Record};
+use std::io::Write;
+use std::sync::OnceLock;
+
+/// Targets that log too much at info level.
+const NOISY: [&str; 6] = ["hyper", "hyper_util", "reqwest", "rustls", "h2", "redb"];
+
+struct Logger {
+    level: LevelFilter,
+    journal: Option<systemd_journal_logger::JournalLog>,
+}
+
+impl Logger {
+    fn allowed(&self, meta: &Metadata) -> bool {
+        let noisy = NOISY
+            .iter()
+            .any(|n| meta.target() == *n || meta.target().starts_with(&format!("{n}::")));
+        let level = if noisy {
+            self.level.min(LevelFilter::Warn)
+        } else {
+            self.level
+        };
+        meta.level() <= level
+    }
+}
+
+impl Log for Logger {
+    fn enabled(&self, meta: &Metadata) -> bool {
+        self.allowed(meta)
+    }
+
+    fn log(&self, record: &Record) {
+        if !self.allowed(record.metadata()) {
+            return;
+        }
+        match &self.journal {
+            Some(j) => j.log(record),
+            None => {
+                let mut err = std::io::stderr().lock();
+                let _ = writeln!(err, "{:<5} {}", record.level(), record.args());
+            }
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+static LOGGER: OnceLock<Logger> = OnceLock::new();
+
+/// Installs the logger once; later calls only change the level.
+pub fn init(level: LevelFilter) {
+    let logger = LOGGER.get_or_init(|| {
+        let journal = if systemd_journal_logger::connected_to_journal() {
+            systemd_journal_logger::JournalLog::new()
+                .ok()
+                .map(|j| j.with_syslog_identifier("fehlzeiten".to_string()))
+        } else {
+            None
+        };
+        Logger { level, journal }
+    });
+    let _ = log::set_logger(logger);
+    log::set_max_level(level);
+}
