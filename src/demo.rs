@@ -13,6 +13,7 @@ use crate::mail::{RenderedMail, Transport};
 use crate::model::{SchoolId, Severity};
 use crate::pipeline::{self, RunOptions};
 use crate::rules::RuleParams;
+use crate::sim::server::{SnippetSchool, config_snippet};
 use crate::sim::{self, Scenario, SimConfig};
 use crate::store::Store;
 use crate::untis::UntisClient;
@@ -143,66 +144,23 @@ fn demo_config(
 }
 
 /// The demo's config as a file, so `evaluate` and `digest --preview` can be tried on its data.
-fn config_file_text(config: &Config, scenario: &Scenario) -> String {
-    let school = &config.schools[0];
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "# Written by `fehlzeiten demo`: the demo school's config. Try:"
-    );
-    let _ = writeln!(
-        s,
-        "#   fehlzeiten --config fehlzeiten.toml evaluate --at {}",
-        scenario.today
-    );
-    let _ = writeln!(
-        s,
-        "[daemon]\ndata_dir = \"state\"\nlanguage = \"de\"\nlog_level = \"warn\"\n"
-    );
-    let _ = writeln!(
-        s,
-        "[mail]\nfrom = \"{FROM}\"\nreply_to = \"{}\"\ntransport = \"file\"\nfile_dir = \"mails\"\n",
-        SOCIAL_WORKERS[0]
-    );
-    let _ = writeln!(
-        s,
-        "[[school]]\nid = \"{SCHOOL_ID}\"\nname = \"{SCHOOL_NAME}\""
-    );
-    let _ = writeln!(
-        s,
-        "timezone = \"Europe/Berlin\"\nstate = \"{}\"\nholidays = [",
-        school.state
-    );
-    for h in &school.holidays {
-        let _ = writeln!(
-            s,
-            "  {{ from = \"{}\", to = \"{}\", name = \"{}\" }},",
-            h.from, h.to, h.name
-        );
-    }
-    let _ = writeln!(s, "]\n\n[school.untis]");
-    let _ = writeln!(
-        s,
-        "# The simulator is gone when the demo ends; `sync` needs `fehlzeiten simulate-untis`.\napi_base = \"{}\"\ntenant_id = \"{}\"\nclient_id = \"{}\"\npassword_file = \"untis.secret\"\n",
-        school.untis.api_base, school.untis.tenant_id, school.untis.client_id
-    );
-    let _ = writeln!(s, "[school.periods]");
-    for p in &school.periods {
-        let _ = writeln!(
-            s,
-            "{} = \"{}-{}\"",
-            p.number,
-            p.start.format("%H:%M"),
-            p.end.format("%H:%M")
-        );
-    }
-    let list = SOCIAL_WORKERS
-        .iter()
-        .map(|a| format!("\"{a}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let _ = writeln!(s, "\n[school.recipients]\nsocial_workers = [{list}]");
-    s
+fn config_file_text(scenario: &Scenario, api_base: &str, sim: &SimConfig) -> String {
+    let school = SnippetSchool {
+        id: SCHOOL_ID.to_string(),
+        name: SCHOOL_NAME.to_string(),
+        password_file: "untis.secret".to_string(),
+        social_workers: SOCIAL_WORKERS.iter().map(|s| s.to_string()).collect(),
+    };
+    format!(
+        "# Written by `fehlzeiten demo`: the demo school's config. Try:\n\
+         #   fehlzeiten --config fehlzeiten.toml evaluate --at {today}\n\
+         # The simulator is gone when the demo ends; `sync` needs `fehlzeiten simulate-untis`.\n\n\
+         [daemon]\ndata_dir = \"state\"\nlanguage = \"de\"\nlog_level = \"warn\"\n\n\
+         [mail]\nfrom = \"{FROM}\"\nreply_to = \"{reply_to}\"\ntransport = \"file\"\nfile_dir = \"mails\"\n\n{snippet}",
+        today = scenario.today,
+        reply_to = SOCIAL_WORKERS[0],
+        snippet = config_snippet(scenario, api_base, sim, &school),
+    )
 }
 
 fn write_secret(path: &Path, value: &str) -> Result<(), String> {
@@ -284,7 +242,7 @@ pub async fn run(opts: DemoOptions) -> Result<String, String> {
     let config = demo_config(&scenario, &opts.out, &sim.base_url(), &sim_config)?;
     std::fs::write(
         opts.out.join("fehlzeiten.toml"),
-        config_file_text(&config, &scenario),
+        config_file_text(&scenario, &sim.base_url(), &sim_config),
     )
     .map_err(|e| format!("cannot write the demo config: {e}"))?;
     write_secret(&opts.out.join("untis.secret"), &sim_config.password)?;

@@ -17,7 +17,7 @@ mod auth;
 mod oneroster;
 mod standalone;
 
-pub use standalone::{config_snippet, run_standalone};
+pub use standalone::{SnippetSchool, config_snippet, run_standalone};
 
 use super::scenario::Scenario;
 use bytes::Bytes;

@@ -12,12 +12,17 @@ use std::sync::Arc;
 const SECRET_PATH: &str = "/etc/fehlzeiten/sim.untis.secret";
 
 /// A `[[school]]` section (SPEC §2) that makes fehlzeiten sync the simulator at `api_base`.
-pub fn config_snippet(scenario: &Scenario, api_base: &str, config: &SimConfig) -> String {
+pub fn config_snippet(
+    scenario: &Scenario,
+    api_base: &str,
+    config: &SimConfig,
+    school: &SnippetSchool,
+) -> String {
     let mut s = String::new();
     // Writing into a String cannot fail.
     let _ = writeln!(s, "[[school]]");
-    let _ = writeln!(s, "id = \"sim-school\"");
-    let _ = writeln!(s, "name = \"{} (Simulator)\"", scenario.school_name);
+    let _ = writeln!(s, "id = \"{}\"", school.id);
+    let _ = writeln!(s, "name = \"{}\"", school.name);
     let _ = writeln!(s, "timezone = \"Europe/Berlin\"");
     let _ = writeln!(s, "state = \"{}\"", scenario.state);
     let _ = writeln!(s, "holidays = [");
@@ -49,8 +54,8 @@ pub fn config_snippet(scenario: &Scenario, api_base: &str, config: &SimConfig) -
     let _ = writeln!(s, "client_id = \"{}\"", config.client_id);
     let _ = writeln!(
         s,
-        "password_file = \"{SECRET_PATH}\"   # contains: {}",
-        config.password
+        "password_file = \"{}\"   # contains: {}",
+        school.password_file, config.password
     );
     let _ = writeln!(s);
     let _ = writeln!(s, "[school.periods]");
@@ -65,8 +70,34 @@ pub fn config_snippet(scenario: &Scenario, api_base: &str, config: &SimConfig) -
     }
     let _ = writeln!(s);
     let _ = writeln!(s, "[school.recipients]");
-    let _ = writeln!(s, "social_workers = [\"sozialarbeit@schule.example\"]");
+    let list: Vec<String> = school
+        .social_workers
+        .iter()
+        .map(|a| format!("\"{a}\""))
+        .collect();
+    let _ = writeln!(s, "social_workers = [{}]", list.join(", "));
     s
+}
+
+/// The names a [`config_snippet`] gives its school.
+pub struct SnippetSchool {
+    pub id: String,
+    pub name: String,
+    /// Where the config expects the simulator's password.
+    pub password_file: String,
+    pub social_workers: Vec<String>,
+}
+
+impl SnippetSchool {
+    /// What `simulate-untis` suggests.
+    pub fn standalone(scenario: &Scenario) -> SnippetSchool {
+        SnippetSchool {
+            id: "sim-school".to_string(),
+            name: format!("{} (Simulator)", scenario.school_name),
+            password_file: SECRET_PATH.to_string(),
+            social_workers: vec!["sozialarbeit@schule.example".to_string()],
+        }
+    }
 }
 
 /// What `simulate-untis` prints: where the simulator listens, its credentials, the scenario
@@ -109,7 +140,12 @@ fn banner(scenario: &Scenario, base_url: &str, config: &SimConfig) -> String {
         "Write the password into {SECRET_PATH} (mode 0600, owned by the fehlzeiten user) and add:"
     );
     let _ = writeln!(s);
-    s.push_str(&config_snippet(scenario, base_url, config));
+    s.push_str(&config_snippet(
+        scenario,
+        base_url,
+        config,
+        &SnippetSchool::standalone(scenario),
+    ));
     let _ = writeln!(s);
     let _ = writeln!(s, "Stop with Ctrl-C.");
     s
@@ -161,7 +197,12 @@ mod tests {
     #[test]
     fn snippet_is_a_valid_school_section() {
         let sc = Scenario::generate(5, 40, NaiveDate::from_ymd_opt(2026, 3, 16).unwrap());
-        let snippet = config_snippet(&sc, "http://127.0.0.1:8080", &SimConfig::default());
+        let snippet = config_snippet(
+            &sc,
+            "http://127.0.0.1:8080",
+            &SimConfig::default(),
+            &SnippetSchool::standalone(&sc),
+        );
         let file = format!(
             "[mail]\nfrom = \"x@schule.example\"\ntransport = \"file\"\nfile_dir = \"out\"\n\n{snippet}"
         );
