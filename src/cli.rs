@@ -164,13 +164,14 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 
 fn load_config(cli: &Cli) -> Result<Config, String> {
     config::load(&cli.config).map_err(|e| {
-        let lines: Vec<String> = e.problems.iter().map(ToString::to_string).collect();
-        format!(
-            "the config is invalid ({} problem{}); run `fehlzeiten check-config`:\n{}",
-            lines.len(),
-            if lines.len() == 1 { "" } else { "s" },
-            lines.join("\n")
-        )
+        let mut lines = e.problems.iter().map(ToString::to_string);
+        let first = lines
+            .next()
+            .unwrap_or_else(|| "the config is invalid".to_string());
+        match lines.count() {
+            0 => first,
+            more => format!("{first} (and {more} more: run `fehlzeiten check-config`)"),
+        }
     })
 }
 

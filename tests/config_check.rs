@@ -486,3 +486,61 @@ fn the_shipped_example_explains_every_key() {
         assert!(text.contains(section), "the example has no {section}");
     }
 }
+
+/// `fehlzeiten check-config` as the admin (and `ExecStartPre`) runs it: the same lines on
+/// stderr, nothing else, exit 1; exit 0 and `ok` for a valid config.
+#[test]
+fn the_binary_prints_one_line_per_problem_and_exits_1() {
+    let bin = env!("CARGO_BIN_EXE_fehlzeiten");
+    let sb = sandbox("invalid");
+    let mut checked = 0;
+    for path in toml_files(sb.dir.path()) {
+        let text = std::fs::read_to_string(&path).unwrap();
+        if header_values(&text, "# env:").contains(&"no-credentials-directory")
+            || text.contains("_credential")
+        {
+            continue; // needs $CREDENTIALS_DIRECTORY, covered through the library
+        }
+        let out = std::process::Command::new(bin)
+            .arg("--config")
+            .arg(&path)
+            .arg("check-config")
+            .env_remove("CREDENTIALS_DIRECTORY")
+            .output()
+            .unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<String> = stderr.lines().map(str::to_string).collect();
+        assert_eq!(lines, config::check_config_with(&path, &sb.env), "{name}");
+        assert!(format_errors(&path, &lines).is_empty(), "{name}: {stderr}");
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("backtrace"),
+            "{name}"
+        );
+        checked += 1;
+    }
+    assert!(
+        checked >= 10,
+        "only {checked} fixtures checked through the binary"
+    );
+
+    let sb = sandbox("valid");
+    let path = toml_files(sb.dir.path())
+        .into_iter()
+        .find(|p| !std::fs::read_to_string(p).unwrap().contains("_credential"))
+        .unwrap();
+    let out = std::process::Command::new(bin)
+        .arg("--config")
+        .arg(&path)
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok"));
+}

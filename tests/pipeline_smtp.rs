@@ -57,9 +57,13 @@ async fn pipeline_delivers_through_real_smtp_with_the_content_boundary() {
     let today = Scenario::reference_day(NaiveDate::from_ymd_opt(2026, 3, 13).unwrap());
     let scenario = Arc::new(Scenario::generate(11, 150, today));
     let sim_config = SimConfig::default();
-    let sim = sim::start(scenario.clone(), sim_config.clone(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let sim = sim::start(
+        scenario.clone(),
+        sim_config.clone(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
 
     // A real config file, validated by the real loader.
     let dir = tempfile::tempdir().unwrap();
@@ -99,13 +103,25 @@ async fn pipeline_delivers_through_real_smtp_with_the_content_boundary() {
         digests: true,
         deliver: true,
     };
-    let first = pipeline::run_school(&store, &config, school, Some(&client), &transport, at_seven, options)
-        .await
-        .unwrap();
+    let first = pipeline::run_school(
+        &store,
+        &config,
+        school,
+        Some(&client),
+        &transport,
+        at_seven,
+        options,
+    )
+    .await
+    .unwrap();
     assert!(first.immediate_mails == SOCIAL_WORKERS.len(), "{first:?}");
     assert!(first.digest_mails >= 2, "{first:?}");
     let expected = first.immediate_mails + first.digest_mails;
-    assert_eq!(first.delivery.sent as usize, expected, "{:?}", first.delivery);
+    assert_eq!(
+        first.delivery.sent as usize, expected,
+        "{:?}",
+        first.delivery
+    );
     let raw = smtp.wait_for_messages(expected);
     assert_eq!(raw.len(), expected);
 
@@ -121,22 +137,29 @@ async fn pipeline_delivers_through_real_smtp_with_the_content_boundary() {
         .iter()
         .map(|s| (s.id.0.clone(), s.klasse))
         .collect();
-    let teacher_klassen: BTreeMap<String, BTreeSet<usize>> =
-        scenario
-            .klassen
-            .iter()
-            .enumerate()
-            .fold(BTreeMap::new(), |mut m, (i, k)| {
-                let t = scenario.teachers.iter().find(|t| t.id == k.class_teacher).unwrap();
-                m.entry(t.email.clone()).or_default().insert(i);
-                m
-            });
+    let teacher_klassen: BTreeMap<String, BTreeSet<usize>> = scenario
+        .klassen
+        .iter()
+        .enumerate()
+        .fold(BTreeMap::new(), |mut m, (i, k)| {
+            let t = scenario
+                .teachers
+                .iter()
+                .find(|t| t.id == k.class_teacher)
+                .unwrap();
+            m.entry(t.email.clone()).or_default().insert(i);
+            m
+        });
     let full_name = |s: &sim::scenario::SimStudent| format!("{} {}", s.given_name, s.family_name);
     let critical: BTreeSet<String> = scenario
         .planted
         .iter()
         .filter(|c| c.category == Category::Planted)
-        .filter(|c| c.expected.iter().any(|(_, s)| *s == fehlzeiten::model::Severity::Critical))
+        .filter(|c| {
+            c.expected
+                .iter()
+                .any(|(_, s)| *s == fehlzeiten::model::Severity::Critical)
+        })
         .map(|c| c.student.0.clone())
         .collect();
 
@@ -146,17 +169,30 @@ async fn pipeline_delivers_through_real_smtp_with_the_content_boundary() {
     for m in &mails {
         assert_eq!(m.to.len(), 1, "one recipient per mail: {:?}", m.to);
         let to = m.to[0].clone();
-        assert!(m.text.contains("personenbezogene Daten"), "footer missing in {}", m.subject);
+        assert!(
+            m.text.contains("personenbezogene Daten"),
+            "footer missing in {}",
+            m.subject
+        );
         if SOCIAL_WORKERS.contains(&to.as_str()) {
             alert_recipients.insert(to);
             // The alert names every planted critical student who has a name in the roster.
-            for s in scenario.students.iter().filter(|s| critical.contains(&s.id.0) && s.has_account) {
-                assert!(m.text.contains(&full_name(s)), "alert lacks {} ({})", full_name(s), s.id);
+            for s in scenario
+                .students
+                .iter()
+                .filter(|s| critical.contains(&s.id.0) && s.has_account)
+            {
+                assert!(
+                    m.text.contains(&full_name(s)),
+                    "alert lacks {} ({})",
+                    full_name(s),
+                    s.id
+                );
             }
         } else {
-            let klassen = teacher_klassen
-                .get(&to)
-                .unwrap_or_else(|| panic!("mail to {to}, who is neither social worker nor class teacher"));
+            let klassen = teacher_klassen.get(&to).unwrap_or_else(|| {
+                panic!("mail to {to}, who is neither social worker nor class teacher")
+            });
             digest_recipients.insert(to.clone());
             // The content boundary: no student of another Klasse is named.
             let mut named = 0;

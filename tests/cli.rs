@@ -1,0 +1,240 @@
+//! The operator commands as school IT runs them: `sync`, `evaluate`, `digest --preview` against
+//! the simulator, and their failures (one line, exit 1, no data lost).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use chrono::NaiveDate;
+use fehlzeiten::sim::server::{SnippetSchool, config_snippet};
+use fehlzeiten::sim::{self, Scenario, SimConfig};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+const BIN: &str = env!("CARGO_BIN_EXE_fehlzeiten");
+
+fn write_secret(path: &Path, value: &str) {
+    std::fs::write(path, format!("{value}\n")).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// A config for one simulated school with the file transport; returns its path.
+fn write_config(dir: &Path, scenario: &Scenario, api_base: &str, password: &str) -> PathBuf {
+    write_secret(&dir.join("untis.secret"), password);
+    let school = SnippetSchool {
+        id: "gym-cli".into(),
+        name: "Gymnasium CLI".into(),
+        password_file: "untis.secret".into(),
+        social_workers: vec!["sozial@schule.example".into()],
+    };
+    let text = format!(
+        "[daemon]\ndata_dir = \"state\"\n\n[mail]\nfrom = \"fehlzeiten@schule.example\"\n\
+         transport = \"file\"\nfile_dir = \"mails\"\n\n{}",
+        config_snippet(scenario, api_base, &SimConfig::default(), &school)
+    );
+    let path = dir.join("fehlzeiten.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn run(config: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn scenario() -> Arc<Scenario> {
+    let today = Scenario::reference_day(NaiveDate::from_ymd_opt(2026, 3, 13).unwrap());
+    Arc::new(Scenario::generate(3, 60, today))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_evaluate_and_preview_against_the_simulator() {
+    let scenario = scenario();
+    let sim = sim::start(
+        scenario.clone(),
+        SimConfig::default(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &scenario, &sim.base_url(), "sim-password");
+    let at = scenario.today.to_string();
+
+    // Before any sync there is nothing to evaluate.
+    let out = run(&config, &["evaluate", "--at", &at]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("no findings"));
+
+    let out = tokio::task::spawn_blocking({
+        let config = config.clone();
+        move || run(&config, &["sync"])
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "sync: {}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("gym-cli: ok: "), "{stdout}");
+    assert!(
+        stdout.contains(&format!("{} Klassen", scenario.klassen.len())),
+        "{stdout}"
+    );
+
+    let out = run(&config, &["evaluate", "--json", "--at", &at]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let findings: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!findings.is_empty());
+
+    // The digest preview for a class teacher with findings in their Klasse.
+    let klasse = findings[0]["student"]["klasse"].as_str().unwrap();
+    let k = scenario.klassen.iter().find(|k| k.name == klasse).unwrap();
+    let teacher = scenario
+        .teachers
+        .iter()
+        .find(|t| t.id == k.class_teacher)
+        .unwrap();
+    let out = run(
+        &config,
+        &["digest", "--preview", "--to", &teacher.email, "--at", &at],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let preview = text(&out.stdout);
+    assert!(preview.starts_with("Subject: "), "{preview}");
+    assert!(preview.contains(klasse), "{preview}");
+    let html = dir.path().join("preview.html");
+    let out = run(
+        &config,
+        &[
+            "digest",
+            "--preview",
+            "--to",
+            &teacher.email,
+            "--at",
+            &at,
+            "--out",
+            html.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(std::fs::read_to_string(&html).unwrap().contains("<html"));
+    // A preview sends nothing and records nothing: the next real digest is unaffected.
+    let out = run(
+        &config,
+        &["digest", "--preview", "--to", &teacher.email, "--at", &at],
+    );
+    assert_eq!(text(&out.stdout), preview);
+
+    let out = run(
+        &config,
+        &["digest", "--preview", "--to", "nobody@schule.example"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr).lines().count(),
+        1,
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = run(&config, &["evaluate", "--school", "no-such-school"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no school `no-such-school`"));
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_sync_names_the_school_and_keeps_the_data() {
+    let scenario = scenario();
+    let sim = sim::start(
+        scenario.clone(),
+        SimConfig::default(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &scenario, &sim.base_url(), "sim-password");
+    let at = scenario.today.to_string();
+    let out = tokio::task::spawn_blocking({
+        let config = config.clone();
+        move || run(&config, &["sync"])
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let before = text(&run(&config, &["evaluate", "--json", "--at", &at]).stdout);
+
+    // Wrong password: a clear message, exit 1, nothing deleted.
+    write_secret(&dir.path().join("untis.secret"), "the-oidc-secret");
+    let out = tokio::task::spawn_blocking({
+        let config = config.clone();
+        move || run(&config, &["sync"])
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("gym-cli: failed:") && err.contains("wrong password"),
+        "{err}"
+    );
+    assert!(!err.contains("the-oidc-secret"), "the secret leaked: {err}");
+    assert_eq!(
+        text(&run(&config, &["evaluate", "--json", "--at", &at]).stdout),
+        before
+    );
+
+    // The server is gone: the same.
+    write_secret(&dir.path().join("untis.secret"), "sim-password");
+    sim.shutdown().await;
+    let out = tokio::task::spawn_blocking({
+        let config = config.clone();
+        move || run(&config, &["sync"])
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("gym-cli: failed:") && err.contains("cannot reach WebUntis"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(
+        text(&run(&config, &["evaluate", "--json", "--at", &at]).stdout),
+        before
+    );
+}
+
+#[test]
+fn a_missing_or_broken_config_is_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.toml");
+    for args in [
+        &["sync"][..],
+        &["evaluate"],
+        &["send-test-mail", "--to", "a@b.example"],
+    ] {
+        let out = run(&missing, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = text(&out.stderr);
+        assert!(err.contains("nope.toml"), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let out = Command::new(BIN).arg("no-such-command").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr).lines().count(),
+        1,
+        "{}",
+        text(&out.stderr)
+    );
+}
