@@ -46,8 +46,20 @@ fn run(config: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Runs the binary on the blocking pool, so the in-process simulator keeps serving.
+async fn run_async(config: &Path, args: &'static [&'static str]) -> Output {
+    let config = config.to_path_buf();
+    tokio::task::spawn_blocking(move || run(&config, args))
+        .await
+        .unwrap()
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
+}
+
+fn evaluate_json(config: &Path, at: &str) -> String {
+    text(&run(config, &["evaluate", "--json", "--at", at]).stdout)
 }
 
 fn scenario() -> Arc<Scenario> {
@@ -74,12 +86,7 @@ async fn sync_evaluate_and_preview_against_the_simulator() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("no findings"));
 
-    let out = tokio::task::spawn_blocking({
-        let config = config.clone();
-        move || run(&config, &["sync"])
-    })
-    .await
-    .unwrap();
+    let out = run_async(&config, &["sync"]).await;
     assert!(out.status.success(), "sync: {}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(stdout.starts_with("gym-cli: ok: "), "{stdout}");
@@ -163,23 +170,13 @@ async fn a_failing_sync_names_the_school_and_keeps_the_data() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &scenario, &sim.base_url(), "sim-password");
     let at = scenario.today.to_string();
-    let out = tokio::task::spawn_blocking({
-        let config = config.clone();
-        move || run(&config, &["sync"])
-    })
-    .await
-    .unwrap();
+    let out = run_async(&config, &["sync"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let before = text(&run(&config, &["evaluate", "--json", "--at", &at]).stdout);
+    let before = evaluate_json(&config, &at);
 
     // Wrong password: a clear message, exit 1, nothing deleted.
     write_secret(&dir.path().join("untis.secret"), "the-oidc-secret");
-    let out = tokio::task::spawn_blocking({
-        let config = config.clone();
-        move || run(&config, &["sync"])
-    })
-    .await
-    .unwrap();
+    let out = run_async(&config, &["sync"]).await;
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(
@@ -187,20 +184,12 @@ async fn a_failing_sync_names_the_school_and_keeps_the_data() {
         "{err}"
     );
     assert!(!err.contains("the-oidc-secret"), "the secret leaked: {err}");
-    assert_eq!(
-        text(&run(&config, &["evaluate", "--json", "--at", &at]).stdout),
-        before
-    );
+    assert_eq!(evaluate_json(&config, &at), before);
 
     // The server is gone: the same.
     write_secret(&dir.path().join("untis.secret"), "sim-password");
     sim.shutdown().await;
-    let out = tokio::task::spawn_blocking({
-        let config = config.clone();
-        move || run(&config, &["sync"])
-    })
-    .await
-    .unwrap();
+    let out = run_async(&config, &["sync"]).await;
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(
@@ -208,10 +197,7 @@ async fn a_failing_sync_names_the_school_and_keeps_the_data() {
         "{err}"
     );
     assert!(!err.contains("panicked"), "{err}");
-    assert_eq!(
-        text(&run(&config, &["evaluate", "--json", "--at", &at]).stdout),
-        before
-    );
+    assert_eq!(evaluate_json(&config, &at), before);
 }
 
 #[test]

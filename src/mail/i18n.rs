@@ -49,6 +49,14 @@ pub(crate) fn evidence(lang: Language, raw: &str) -> String {
     }
 }
 
+/// The entry standing for evidence left out of a mail: "… 14 frühere".
+pub(crate) fn earlier_evidence(lang: Language, n: usize) -> String {
+    match lang {
+        Language::De => format!("… {n} frühere"),
+        Language::En => format!("… {n} earlier"),
+    }
+}
+
 pub(crate) fn leading_date(raw: &str) -> Option<(NaiveDate, &str)> {
     let head = raw.get(..10)?;
     let d = NaiveDate::parse_from_str(head, "%Y-%m-%d").ok()?;

@@ -339,6 +339,29 @@ fn item_order(a: &AlertItem) -> (bool, std::cmp::Reverse<Severity>, u8) {
     )
 }
 
+/// Evidence entries a mail shows per alert; older ones are summarised, the class register has
+/// them all.
+const MAX_EVIDENCE: usize = 10;
+
+/// The most recent entries (evidence is in date order), after a count of the older ones.
+fn short_evidence(lang: Language, evidence: &[String]) -> Vec<String> {
+    let skip = evidence.len().saturating_sub(MAX_EVIDENCE);
+    let mut out = Vec::with_capacity(evidence.len().min(MAX_EVIDENCE) + 1);
+    if skip > 0 {
+        out.push(i18n::earlier_evidence(lang, skip));
+    }
+    out.extend(evidence[skip..].iter().map(|e| i18n::evidence(lang, e)));
+    out
+}
+
+/// Students most severe first, as the templates show them.
+fn student_views(lang: Language, students: &[StudentAlerts]) -> Vec<StudentView> {
+    sorted_students(students)
+        .into_iter()
+        .map(|s| student_view(lang, s))
+        .collect()
+}
+
 fn student_view(lang: Language, s: &StudentAlerts) -> StudentView {
     let mut items: Vec<&AlertItem> = s.alerts.iter().collect();
     items.sort_by(|a, b| item_order(a).cmp(&item_order(b)).then(a.rule.cmp(&b.rule)));
@@ -350,7 +373,7 @@ fn student_view(lang: Language, s: &StudentAlerts) -> StudentView {
             severity_label: i18n::severity_label(lang, a.severity),
             status: status_key(a.status),
             status_label: i18n::status_label(lang, a.status),
-            evidence: a.evidence.iter().map(|e| i18n::evidence(lang, e)).collect(),
+            evidence: short_evidence(lang, &a.evidence),
         })
         .collect();
     let name = if s.name.trim().is_empty() {
@@ -552,28 +575,22 @@ pub fn render_alert(ctx: &MailContext, mail: &AlertMail) -> Result<RenderedMail,
         preheader: intro.first().cloned().unwrap_or_default(),
         greeting,
         intro,
-        students: sorted_students(&mail.students)
-            .into_iter()
-            .map(|s| student_view(lang, s))
-            .collect(),
+        students: student_views(lang, &mail.students),
         quiet: None,
         outro: vec![p.check_register.to_string()],
         as_of: format!("{}: {as_of}", p.as_of),
         footer: base_footer(ctx, why),
         labels: labels(lang),
     };
-    let (text, html) = render_pair("alert", &page)?;
-    let (student_ids, alert_ids) = ids_of(&mail.students);
-    Ok(RenderedMail {
-        message_id: format!("<{id}@{}>", from_domain(&ctx.from)?),
+    finish(
+        ctx,
+        "alert",
         id,
-        to: vec![mail.recipient.trim().to_string()],
+        &mail.recipient,
         subject,
-        text,
-        html,
-        student_ids,
-        alert_ids,
-    })
+        &page,
+        &mail.students,
+    )
 }
 
 /// The weekly digest of one class teacher (or, with no Klassen, the school-wide digest of a
@@ -731,10 +748,7 @@ pub fn render_digest(ctx: &MailContext, mail: &DigestMail) -> Result<RenderedMai
         preheader: intro.get(1).or(intro.first()).cloned().unwrap_or_default(),
         greeting,
         intro,
-        students: sorted_students(&mail.students)
-            .into_iter()
-            .map(|s| student_view(lang, s))
-            .collect(),
+        students: student_views(lang, &mail.students),
         quiet,
         outro: if quiet_now {
             Vec::new()
@@ -745,12 +759,33 @@ pub fn render_digest(ctx: &MailContext, mail: &DigestMail) -> Result<RenderedMai
         footer: base_footer(ctx, why),
         labels: labels(lang),
     };
-    let (text, html) = render_pair("digest", &page)?;
-    let (student_ids, alert_ids) = ids_of(&mail.students);
+    finish(
+        ctx,
+        "digest",
+        id,
+        &mail.recipient,
+        subject,
+        &page,
+        &mail.students,
+    )
+}
+
+/// Renders both parts of a page and wraps them with the ids a mail needs.
+fn finish(
+    ctx: &MailContext,
+    template: &str,
+    id: String,
+    recipient: &str,
+    subject: String,
+    page: &PageView,
+    students: &[StudentAlerts],
+) -> Result<RenderedMail, MailError> {
+    let (text, html) = render_pair(template, page)?;
+    let (student_ids, alert_ids) = ids_of(students);
     Ok(RenderedMail {
         message_id: format!("<{id}@{}>", from_domain(&ctx.from)?),
         id,
-        to: vec![mail.recipient.trim().to_string()],
+        to: vec![recipient.trim().to_string()],
         subject,
         text,
         html,
@@ -811,17 +846,7 @@ pub fn render_test(ctx: &MailContext, mail: &TestMail) -> Result<RenderedMail, M
         ],
         labels: labels(lang),
     };
-    let (text, html) = render_pair("test", &page)?;
-    Ok(RenderedMail {
-        message_id: format!("<{id}@{}>", from_domain(&ctx.from)?),
-        id,
-        to: vec![mail.recipient.trim().to_string()],
-        subject,
-        text,
-        html,
-        student_ids: Vec::new(),
-        alert_ids: Vec::new(),
-    })
+    finish(ctx, "test", id, &mail.recipient, subject, &page, &[])
 }
 
 fn raw_header(name: &'static str, value: &str) -> HeaderValue {

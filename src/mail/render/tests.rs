@@ -397,3 +397,15 @@ fn bad_from_address_is_reported_without_repeating_it() {
     assert!(err.to_string().contains("mail.from"), "{err}");
     assert!(!err.to_string().contains("not an address"));
 }
+
+#[test]
+fn long_evidence_keeps_the_most_recent_entries() {
+    let ev: Vec<String> = (1..=24).map(|d| format!("2026-03-{d:02}")).collect();
+    let short = super::short_evidence(Language::De, &ev);
+    assert_eq!(short.len(), super::MAX_EVIDENCE + 1);
+    assert_eq!(short[0], "… 14 frühere");
+    assert_eq!(short[1], "15.03.2026");
+    assert_eq!(short.last().unwrap(), "24.03.2026");
+    let few = super::short_evidence(Language::En, &ev[..3]);
+    assert_eq!(few, vec!["2026-03-01", "2026-03-02", "2026-03-03"]);
+}
