@@ -40,13 +40,66 @@ pub(crate) fn date(lang: Language, d: NaiveDate) -> String {
     }
 }
 
-/// An evidence string from a rule: an ISO date, maybe followed by text ("2026-03-02 (3 Std.)").
-/// The date is reformatted for the reader; anything else is kept as it is.
+/// An evidence string from a rule: an ISO date, maybe followed by tokens (`L1-2,5` lessons,
+/// `+12min` minutes late, a subject short name). The date is reformatted for the reader and the
+/// tokens are spelled out: "02.03.2026 (1.–2., 5. Std., M)". Anything else is kept as it is.
 pub(crate) fn evidence(lang: Language, raw: &str) -> String {
-    match leading_date(raw) {
-        Some((d, rest)) => format!("{}{}", date(lang, d), rest),
-        None => raw.to_string(),
+    let Some((d, rest)) = leading_date(raw) else {
+        return raw.to_string();
+    };
+    let parts: Vec<String> = rest
+        .split_whitespace()
+        .map(|t| evidence_token(lang, t))
+        .collect();
+    if parts.is_empty() {
+        date(lang, d)
+    } else {
+        format!("{} ({})", date(lang, d), parts.join(", "))
     }
+}
+
+fn evidence_token(lang: Language, token: &str) -> String {
+    if let Some(lessons) = lessons_of(token) {
+        let ranges: Vec<String> = lessons
+            .split(',')
+            .map(|r| match (r.split_once('-'), lang) {
+                (Some((a, b)), Language::De) => format!("{a}.–{b}."),
+                (Some((a, b)), Language::En) => format!("{a}–{b}"),
+                (None, Language::De) => format!("{r}."),
+                (None, Language::En) => r.to_string(),
+            })
+            .collect();
+        return match lang {
+            Language::De => format!("{} Std.", ranges.join(", ")),
+            Language::En if ranges.len() == 1 && !lessons.contains('-') => {
+                format!("lesson {}", ranges.join(", "))
+            }
+            Language::En => format!("lessons {}", ranges.join(", ")),
+        };
+    }
+    if let Some(minutes) = token.strip_prefix('+').and_then(|m| m.strip_suffix("min")) {
+        return match lang {
+            Language::De => format!("{minutes} Min. zu spät"),
+            Language::En => format!("{minutes} min late"),
+        };
+    }
+    token.to_string()
+}
+
+/// `L1-2,5`: a lessons token of an evidence entry.
+fn lessons_of(token: &str) -> Option<&str> {
+    token
+        .strip_prefix('L')
+        .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()))
+}
+
+/// The subject named in evidence entries (the token that is neither lessons nor minutes).
+fn evidence_subject(evidence: &[String]) -> Option<&str> {
+    evidence.iter().find_map(|e| {
+        e.split_whitespace()
+            .skip(1)
+            .find(|t| lessons_of(t).is_none() && !t.starts_with('+'))
+    })
 }
 
 /// The entry standing for evidence left out of a mail: "… 14 frühere".
@@ -138,27 +191,29 @@ pub(crate) fn rule_sentence(lang: Language, rule: &str, value: u32, evidence: &[
                 ),
                 None => format!("Fehlte {value} Wochen in Folge am selben Wochentag."),
             },
-            "pending_excuse" => {
-                format!(
-                    "{value} Fehltage sind seit mehreren Schultagen noch nicht entschuldigt oder entschieden."
-                )
-            }
+            "pending_excuse" => format!(
+                "{} Fehlzeiten sind noch ohne Entschuldigung oder Entscheidung, die älteste seit {value} Schultagen.",
+                evidence.len()
+            ),
             "around_weekend_holiday" => format!(
-                "{value} Fehltage direkt vor oder nach Wochenenden oder Ferien in den letzten 8 Wochen."
+                "{value} Fehltage direkt vor oder nach Wochenenden oder Ferien in den letzten Wochen, die meisten seiner/ihrer Fehltage."
             ),
             "edge_lessons" => format!(
-                "Fehlte {value}-mal in der ersten oder letzten Stunde, war an diesen Tagen aber in der Schule (letzte 4 Wochen)."
+                "Fehlte in den letzten Wochen {value}-mal in den ersten oder letzten Stunden, war an diesen Tagen aber in der Schule."
             ),
-            "subject_avoidance" => format!(
-                "Fehlte {value}-mal im selben Fach, war an diesen Tagen aber in der Schule (letzte 6 Wochen)."
+            "subject_avoidance" => match evidence_subject(evidence) {
+                Some(subject) => format!(
+                    "Fehlte in den letzten Wochen {value}-mal im Fach {subject}, war an diesen Tagen aber in der Schule."
+                ),
+                None => format!(
+                    "Fehlte in den letzten Wochen {value}-mal im selben Fach, war an diesen Tagen aber in der Schule."
+                ),
+            },
+            "lateness" => format!("Kam in den letzten Wochen {value}-mal zu spät."),
+            "early_year" => format!("{value} Fehltage in den ersten Schulwochen des Schuljahres."),
+            "rising_trend" => format!(
+                "Die Fehlquote der letzten Wochen ist auf {value} % gestiegen, mindestens doppelt so hoch wie in den Wochen davor."
             ),
-            "lateness" => format!("Kam {value}-mal zu spät (letzte 4 Wochen)."),
-            "early_year" => {
-                format!("{value} Fehltage in den ersten 20 Schultagen des Schuljahres.")
-            }
-            "rising_trend" => {
-                format!("Die Fehlquote der letzten 4 Wochen ist deutlich gestiegen, auf {value} %.")
-            }
             other => format!("Auffälligkeit „{other}“ (Wert {value})."),
         },
         Language::En => match rule {
@@ -185,24 +240,28 @@ pub(crate) fn rule_sentence(lang: Language, rule: &str, value: u32, evidence: &[
                 None => format!("Was absent on the same weekday {value} weeks in a row."),
             },
             "pending_excuse" => format!(
-                "{value} days absent still have no excuse decision after several school days."
+                "{} absences still have no excuse decision, the oldest for {value} school days.",
+                evidence.len()
             ),
             "around_weekend_holiday" => format!(
-                "{value} days absent right before or after weekends or holidays in the last 8 weeks."
+                "{value} days absent right before or after weekends or holidays in recent weeks, most of their absences."
             ),
             "edge_lessons" => format!(
-                "Missed the first or last lesson {value} times while at school that day (last 4 weeks)."
+                "Missed the first or last lessons {value} times in recent weeks while at school that day."
             ),
-            "subject_avoidance" => format!(
-                "Missed the same subject {value} times while at school that day (last 6 weeks)."
+            "subject_avoidance" => match evidence_subject(evidence) {
+                Some(subject) => format!(
+                    "Missed {subject} {value} times in recent weeks while at school that day."
+                ),
+                None => format!(
+                    "Missed the same subject {value} times in recent weeks while at school that day."
+                ),
+            },
+            "lateness" => format!("Was late {value} times in recent weeks."),
+            "early_year" => format!("{value} days absent in the first weeks of the school year."),
+            "rising_trend" => format!(
+                "The absence rate of recent weeks rose to {value}%, at least twice the rate of the weeks before."
             ),
-            "lateness" => format!("Was late {value} times (last 4 weeks)."),
-            "early_year" => {
-                format!("{value} days absent in the first 20 school days of the school year.")
-            }
-            "rising_trend" => {
-                format!("The absence rate of the last 4 weeks rose sharply, to {value}%.")
-            }
             other => format!("Finding “{other}” (value {value})."),
         },
     }

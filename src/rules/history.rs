@@ -16,6 +16,14 @@ const FALLBACK_DAY_MIN_LESSONS: u32 = 3;
 pub struct DayRecord {
     /// Lessons missed (absences, not late arrivals).
     pub lessons_missed: u32,
+    /// Their lesson numbers, sorted (empty without a bell schedule).
+    pub lessons: Vec<u32>,
+    /// Lesson numbers missed unexcused, sorted (empty without a bell schedule).
+    pub unexcused_lesson_numbers: Vec<u32>,
+    /// Subjects of the absences that day with their lesson numbers (sorted by subject).
+    pub subjects: Vec<(String, Vec<u32>)>,
+    /// Minutes of each late arrival.
+    pub delay_minutes: Vec<u32>,
     /// Lessons missed in unexcused absences.
     pub unexcused_lessons: u32,
     /// Whether any absence of the day is still without an excuse decision.
@@ -61,6 +69,8 @@ impl History {
         // overlapping records do not count a lesson twice.
         #[derive(Default)]
         struct Acc {
+            subjects: BTreeMap<String, BTreeSet<u32>>,
+            delay_minutes: Vec<u32>,
             missed: BTreeSet<u32>,
             unexcused: BTreeSet<u32>,
             missed_count: u32,
@@ -77,7 +87,10 @@ impl History {
             }
             let entry = acc.entry(day).or_default();
             match a.kind {
-                AbsenceKind::Delay => entry.delays += 1,
+                AbsenceKind::Delay => {
+                    entry.delays += 1;
+                    entry.delay_minutes.push(a.minutes);
+                }
                 AbsenceKind::Absence => {
                     let unexcused = a.status == ExcuseStatus::Unexcused;
                     entry.pending |= a.status == ExcuseStatus::Pending;
@@ -88,13 +101,24 @@ impl History {
                         } else {
                             a.end.time()
                         };
-                        for lesson in calendar.lessons_between(a.start.time(), end) {
+                        let lessons = calendar.lessons_between(a.start.time(), end);
+                        if let Some(subject) = &a.subject {
+                            entry
+                                .subjects
+                                .entry(subject.clone())
+                                .or_default()
+                                .extend(lessons.iter().copied());
+                        }
+                        for lesson in lessons {
                             entry.missed.insert(lesson);
                             if unexcused {
                                 entry.unexcused.insert(lesson);
                             }
                         }
                     } else {
+                        if let Some(subject) = &a.subject {
+                            entry.subjects.entry(subject.clone()).or_default();
+                        }
                         let n = a.minutes.div_ceil(FALLBACK_LESSON_MINUTES).max(1);
                         entry.missed_count += n;
                         if unexcused {
@@ -118,6 +142,14 @@ impl History {
                     day,
                     DayRecord {
                         lessons_missed: missed,
+                        lessons: a.missed.iter().copied().collect(),
+                        unexcused_lesson_numbers: a.unexcused.iter().copied().collect(),
+                        subjects: a
+                            .subjects
+                            .into_iter()
+                            .map(|(s, l)| (s, l.into_iter().collect()))
+                            .collect(),
+                        delay_minutes: a.delay_minutes,
                         unexcused_lessons: unexcused,
                         pending: a.pending,
                         absence_day,
@@ -147,6 +179,23 @@ impl History {
             .filter(|(_, r)| r.absence_day)
             .map(|(d, _)| *d)
             .collect()
+    }
+
+    /// School days of the window of `weeks` weeks that ends on the evaluation day.
+    pub fn window_start(&self, weeks: u32) -> NaiveDate {
+        self.today - chrono::Duration::days(i64::from(weeks) * 7 - 1)
+    }
+
+    /// Days with entries inside `[from, today]`.
+    pub fn days_since(&self, from: NaiveDate) -> impl Iterator<Item = (&NaiveDate, &DayRecord)> {
+        self.days.range(from..=self.today)
+    }
+
+    /// School days within `[from, to]` (both inclusive).
+    pub fn school_days_between(&self, from: NaiveDate, to: NaiveDate) -> usize {
+        let lo = self.school_days.partition_point(|d| *d < from);
+        let hi = self.school_days.partition_point(|d| *d <= to);
+        hi.saturating_sub(lo)
     }
 
     /// The school day `n` school days before the evaluation day (0 = the last school day up to

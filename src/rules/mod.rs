@@ -2,10 +2,17 @@
 //! findings. No I/O and no clock: the evaluation day is an input.
 
 mod absence_rate;
+mod around_weekend_holiday;
 mod consecutive_days;
 mod days_per_half_year;
+mod early_year;
+mod edge_lessons;
 mod history;
+mod lateness;
+mod pending_excuse;
+mod rising_trend;
 mod same_weekday;
+mod subject_avoidance;
 mod unexcused;
 
 pub use history::{DayRecord, History};
@@ -14,13 +21,20 @@ use crate::calendar::Calendar;
 use crate::model::{Absence, Finding, Severity, StudentId};
 use chrono::NaiveDate;
 
-/// Rule ids in the order they are listed in SPEC §4 (implemented ones).
-pub const RULE_IDS: [&str; 5] = [
+/// Rule ids in the order SPEC §4 lists them.
+pub const RULE_IDS: [&str; 12] = [
     "days_per_half_year",
     "absence_rate",
     "consecutive_days",
     "unexcused",
+    "pending_excuse",
     "same_weekday",
+    "around_weekend_holiday",
+    "edge_lessons",
+    "subject_avoidance",
+    "lateness",
+    "early_year",
+    "rising_trend",
 ];
 
 /// Streak-like findings (a run of days, a weekday chain) stay active while their last day lies
@@ -71,6 +85,44 @@ impl Bands {
     }
 }
 
+/// A count over a rolling window of weeks up to the evaluation day.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Windowed {
+    pub bands: Bands,
+    /// Length of the window in weeks (7 calendar days each).
+    pub weeks: u32,
+}
+
+/// `around_weekend_holiday`: absence days next to a weekend or holiday.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AroundWeekendParams {
+    /// Thresholds on the number of such days.
+    pub bands: Bands,
+    /// Share of all absence days in the window (percent) they must reach as well.
+    pub min_share_percent: f64,
+    pub weeks: u32,
+}
+
+/// `early_year`: absence days in the first school days of the school year.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EarlyYearParams {
+    pub bands: Bands,
+    /// The first this-many school days are counted.
+    pub school_days: u32,
+}
+
+/// `rising_trend`: the recent absence rate against the student's own rate before.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RisingTrendParams {
+    pub enabled: bool,
+    /// The recent rate must be at least this many times the earlier one ...
+    pub ratio: f64,
+    /// ... and at least this high (percent of school days).
+    pub min_rate_percent: f64,
+    pub recent_weeks: u32,
+    pub baseline_weeks: u32,
+}
+
 /// Parameters of every rule, with SPEC §4's defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RuleParams {
@@ -85,8 +137,19 @@ pub struct RuleParams {
     pub unexcused_days: Bands,
     /// Unexcused lessons in the half-year.
     pub unexcused_lessons: Bands,
+    /// School days an absence has waited for an excuse decision.
+    pub pending_excuse: Bands,
     /// Consecutive weeks absent on the same weekday.
     pub same_weekday: Bands,
+    pub around_weekend_holiday: AroundWeekendParams,
+    /// Days with the first or last lessons missed while present.
+    pub edge_lessons: Windowed,
+    /// Times one subject was missed while present.
+    pub subject_avoidance: Windowed,
+    /// Late arrivals.
+    pub lateness: Windowed,
+    pub early_year: EarlyYearParams,
+    pub rising_trend: RisingTrendParams,
 }
 
 impl Default for RuleParams {
@@ -99,7 +162,36 @@ impl Default for RuleParams {
             consecutive_days: Bands::new(None, Some(3.0), Some(5.0)),
             unexcused_days: Bands::new(None, Some(3.0), Some(5.0)),
             unexcused_lessons: Bands::new(None, Some(15.0), Some(30.0)),
+            pending_excuse: Bands::new(None, Some(3.0), None),
             same_weekday: Bands::new(None, Some(2.0), Some(4.0)),
+            around_weekend_holiday: AroundWeekendParams {
+                bands: Bands::new(None, Some(3.0), None),
+                min_share_percent: 60.0,
+                weeks: 8,
+            },
+            edge_lessons: Windowed {
+                bands: Bands::new(None, Some(3.0), Some(6.0)),
+                weeks: 4,
+            },
+            subject_avoidance: Windowed {
+                bands: Bands::new(None, Some(3.0), Some(5.0)),
+                weeks: 6,
+            },
+            lateness: Windowed {
+                bands: Bands::new(None, Some(5.0), Some(10.0)),
+                weeks: 4,
+            },
+            early_year: EarlyYearParams {
+                bands: Bands::new(Some(2.0), Some(5.0), None),
+                school_days: 20,
+            },
+            rising_trend: RisingTrendParams {
+                enabled: true,
+                ratio: 2.0,
+                min_rate_percent: 10.0,
+                recent_weeks: 4,
+                baseline_weeks: 12,
+            },
         }
     }
 }
@@ -119,7 +211,14 @@ pub fn evaluate_student(
     findings.extend(absence_rate::evaluate(&history, calendar, params));
     findings.extend(consecutive_days::evaluate(&history, calendar, params));
     findings.extend(unexcused::evaluate(&history, calendar, params));
+    findings.extend(pending_excuse::evaluate(&history, calendar, params));
     findings.extend(same_weekday::evaluate(&history, calendar, params));
+    findings.extend(around_weekend_holiday::evaluate(&history, calendar, params));
+    findings.extend(edge_lessons::evaluate(&history, calendar, params));
+    findings.extend(subject_avoidance::evaluate(&history, calendar, params));
+    findings.extend(lateness::evaluate(&history, calendar, params));
+    findings.extend(early_year::evaluate(&history, calendar, params));
+    findings.extend(rising_trend::evaluate(&history, calendar, params));
     findings
 }
 
@@ -153,3 +252,41 @@ fn date_str(d: NaiveDate) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// Lesson numbers as compact ranges: `[1, 2, 5]` → `L1-2,5`; empty for no lessons.
+///
+/// Evidence strings are `YYYY-MM-DD`, optionally followed by space-separated tokens: `L…`
+/// (lessons), `+Nmin` (minutes late) or a subject short name. The mail renders them per language.
+fn lessons_token(lessons: &[u32]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < lessons.len() {
+        let start = lessons[i];
+        let mut end = start;
+        while i + 1 < lessons.len() && lessons[i + 1] == end + 1 {
+            i += 1;
+            end = lessons[i];
+        }
+        parts.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}-{end}")
+        });
+        i += 1;
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("L{}", parts.join(","))
+    }
+}
+
+/// One evidence entry: the date and any non-empty tokens.
+fn evidence_entry(day: NaiveDate, tokens: &[&str]) -> String {
+    let mut s = date_str(day);
+    for t in tokens.iter().filter(|t| !t.is_empty()) {
+        s.push(' ');
+        s.push_str(t);
+    }
+    s
+}

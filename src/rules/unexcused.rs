@@ -24,10 +24,9 @@ pub fn evaluate(h: &History, calendar: &Calendar, p: &RuleParams) -> Option<Find
             days += 1;
             evidence.push(date.format("%Y-%m-%d").to_string());
         } else {
-            evidence.push(format!(
-                "{} ({} Std.)",
-                date.format("%Y-%m-%d"),
-                rec.unexcused_lessons
+            evidence.push(super::evidence_entry(
+                *date,
+                &[&super::lessons_token(&rec.unexcused_lesson_numbers)],
             ));
         }
     }

@@ -101,7 +101,7 @@ fn students() -> Vec<StudentAlerts> {
                     "2026-03-03",
                     "2026-03-04",
                     "2026-03-05",
-                    "2026-03-06 (3 Std.)",
+                    "2026-03-06 L3-4 M",
                 ],
             )],
             calendar: vec![],
@@ -178,7 +178,7 @@ fn renders_alert_and_digest_in_both_languages() {
                             .contains("Fehlte an 5 aufeinanderfolgenden Schultagen.")
                     );
                     assert!(m.text.contains("02.03.2026, 03.03.2026"), "{}", m.text);
-                    assert!(m.text.contains("06.03.2026 (3 Std.)"));
+                    assert!(m.text.contains("06.03.2026 (3.–4. Std., M)"), "{}", m.text);
                     assert!(m.text.contains("Fehlte an 3 aufeinanderfolgenden Montagen"));
                     assert!(m.text.contains("Schüler/in (ID untis:4711)"));
                     assert!(m.text.contains("Auffälligkeit „mystery_rule“ (Wert 7)."));
@@ -246,7 +246,7 @@ fn html_escapes_names_and_evidence() {
     let r = render_alert(&ctx(Language::De), &mail).unwrap();
     assert!(!r.html.contains("<script>"), "raw script tag in HTML");
     assert!(r.html.contains("&lt;script&gt;alert(1)&lt;"), "{}", r.html);
-    assert!(r.html.contains("02.03.2026 &lt;b&gt;x&lt;"));
+    assert!(r.html.contains("02.03.2026 (&lt;b&gt;x&lt;"), "{}", r.html);
     // The text part is plain text: shown as written.
     assert!(r.text.contains("<script>alert(1)</script>"));
 }
