@@ -111,6 +111,9 @@ pub struct Calendar {
     holidays: Vec<Holiday>,
     half_year_starts: Vec<NaiveDate>,
     periods: Vec<Period>,
+    /// `is_school_day` per day of the school year, from its start: the rules ask this for
+    /// every day of every student, so it is computed once.
+    school_day: Vec<bool>,
 }
 
 impl Calendar {
@@ -151,13 +154,21 @@ impl Calendar {
         }
         let mut periods = periods.to_vec();
         periods.sort_by_key(|p| p.number);
-        Calendar {
+        let mut calendar = Calendar {
             year,
             public,
             holidays: holidays.to_vec(),
             half_year_starts: starts,
             periods,
-        }
+            school_day: Vec::new(),
+        };
+        calendar.school_day = year
+            .start
+            .iter_days()
+            .take_while(|d| *d <= year.end)
+            .map(|d| calendar.day_off(d).is_none())
+            .collect();
+        calendar
     }
 
     pub fn school_year(&self) -> SchoolYear {
@@ -182,7 +193,10 @@ impl Calendar {
     }
 
     pub fn is_school_day(&self, day: NaiveDate) -> bool {
-        self.day_off(day).is_none()
+        usize::try_from((day - self.year.start).num_days())
+            .ok()
+            .and_then(|i| self.school_day.get(i).copied())
+            .unwrap_or(false)
     }
 
     /// School days from `from` to `to`, both inclusive.

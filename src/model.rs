@@ -222,7 +222,9 @@ pub struct Finding {
     pub period: String,
     /// The measured value that crossed the threshold (days, weeks, lessons, percent).
     pub value: u32,
-    /// Concrete dates (and lessons) that triggered the finding, so a teacher can check them.
+    /// Concrete dates (and lessons) that triggered the finding, so a teacher can check them
+    /// against the class register. Each entry is `YYYY-MM-DD`, optionally followed by tokens:
+    /// `L1-2,5` (lesson numbers), `+12min` (minutes late) or a subject short name (`M`).
     pub evidence: Vec<String>,
 }
 
