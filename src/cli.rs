@@ -93,6 +93,7 @@ pub enum Command {
 pub enum SilenceCommand {
     /// Mute the alerts about one student (all rules, or one) up to and including a date.
     Add {
+        /// The school's id from the config.
         #[arg(long)]
         school: String,
         /// The student's id as `evaluate` shows it.
