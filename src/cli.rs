@@ -574,9 +574,12 @@ fn silence_add(
     until: NaiveDate,
     reason: &str,
 ) -> Result<ExitCode, String> {
-    let [s] = selected(config, Some(school))?[..] else {
-        return Err(format!("no school `{school}` in the config"));
-    };
+    let s = config.school(school).ok_or_else(|| {
+        format!(
+            "no school `{school}` in the config; configured: {}",
+            school_ids(config)
+        )
+    })?;
     let student = student.trim();
     if student.is_empty() {
         return Err("--student is empty; give the student's id as `evaluate` shows it".into());
