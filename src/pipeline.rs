@@ -314,6 +314,11 @@ pub async fn run_school(
     }
 
     if options.digests {
+        let current_index: BTreeMap<String, usize> = current
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.key.id(), i))
+            .collect();
         let week = iso_week_label(today);
         let (recipients, _unmapped) = alerts::digest_recipients(school, &snapshot.roster);
         for r in recipients {
@@ -347,7 +352,7 @@ pub async fn run_school(
                 }
                 let Some(a) = changed
                     .get(id)
-                    .or_else(|| current.iter().find(|a| &a.key.id() == id))
+                    .or_else(|| current_index.get(id).map(|&i| &current[i]))
                 else {
                     continue;
                 };
