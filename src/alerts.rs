@@ -1,11 +1,54 @@
 //! From findings to alerts (SPEC §5): deduplication by `(school, student, rule, period)`,
-//! escalation, resolution and inhibition, then who is told what. Pure: no I/O, no clock (the
-//! run's time is passed in). It plans mails; `mail` renders and sends them.
+//! escalation, resolution, inhibition and silences, then who is told what. Pure: no I/O, no
+//! clock (the run's time and day are passed in). It plans mails; `mail` renders and sends them.
 
 use crate::config::SchoolConfig;
 use crate::mail::{AlertItem, ItemStatus, StudentAlerts};
-use crate::model::{Alert, AlertKey, AlertState, Finding, Roster, SchoolId, Severity, StudentId};
+use crate::model::{
+    Alert, AlertKey, AlertState, Finding, Roster, SchoolId, Severity, Silence, StudentId,
+};
+use chrono::NaiveDate;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// Whether a silence is still in force on `today` (school-local): `until` is inclusive. An
+/// expired silence mutes nothing, so nothing has to clean it up for alerts to flow again.
+pub fn silence_in_force(silence: &Silence, today: NaiveDate) -> bool {
+    silence.until >= today
+}
+
+/// Whether a silence covers an alert: same school and student, and its rule if it names one.
+pub fn silence_covers(silence: &Silence, key: &AlertKey) -> bool {
+    silence.school == key.school
+        && silence.student == key.student
+        && silence.rule.as_deref().is_none_or(|r| r == key.rule)
+}
+
+/// The silences of a school in force on one day.
+#[derive(Debug, Clone, Default)]
+pub struct ActiveSilences<'a> {
+    active: Vec<&'a Silence>,
+}
+
+impl<'a> ActiveSilences<'a> {
+    /// The silences of `school` among `silences` that are in force on `today`.
+    pub fn new(school: &SchoolId, silences: &'a [Silence], today: NaiveDate) -> Self {
+        ActiveSilences {
+            active: silences
+                .iter()
+                .filter(|s| &s.school == school && silence_in_force(s, today))
+                .collect(),
+        }
+    }
+
+    /// Whether an alert is muted: it is then neither sent at once nor listed in a digest.
+    pub fn mutes(&self, key: &AlertKey) -> bool {
+        self.active.iter().any(|s| silence_covers(s, key))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.active.is_empty()
+    }
+}
 
 /// A critical finding of a rule mutes the same rule's milder findings for that student, so one
 /// student never produces a pile of mails. Returns the kept findings and the muted keys.
@@ -77,6 +120,7 @@ pub fn reconcile(
                 last_seen: now.to_string(),
                 resolved_at: None,
                 notified_severity: None,
+                listed_in_digest: None,
             },
         };
         changed.push(alert);
@@ -196,20 +240,34 @@ pub fn item(a: &Alert, status: ItemStatus) -> AlertItem {
     }
 }
 
-/// The immediate mail's content: the alerts that need it, grouped by student. The same for
-/// every social worker of the school (one mail per recipient is built from it).
-pub fn immediate_items(
+/// The alerts to send to the social workers now: those that need it, unless a silence mutes
+/// them. A muted alert stays unsent, so it goes out once its silence has expired if it still
+/// fires. Empty when the school's social workers get no student-level alerts.
+pub fn immediate_alerts<'a>(
     school: &SchoolConfig,
-    alerts: &[Alert],
-    dir: &Directory,
-) -> Vec<StudentAlerts> {
+    alerts: &'a [Alert],
+    silences: &ActiveSilences,
+) -> Vec<&'a Alert> {
     if !school.recipients.social_workers_see_school || school.recipients.social_workers.is_empty() {
         return Vec::new();
     }
     let min = school.notify.immediate_min_severity;
-    let items = alerts
+    alerts
         .iter()
-        .filter(|a| needs_immediate(a, min))
+        .filter(|a| needs_immediate(a, min) && !silences.mutes(&a.key))
+        .collect()
+}
+
+/// The immediate mail's content: [`immediate_alerts`] grouped by student. The same for every
+/// social worker of the school (one mail per recipient is built from it).
+pub fn immediate_items(
+    school: &SchoolConfig,
+    alerts: &[Alert],
+    silences: &ActiveSilences,
+    dir: &Directory,
+) -> Vec<StudentAlerts> {
+    let items = immediate_alerts(school, alerts, silences)
+        .into_iter()
         .map(|a| {
             let status = if a.notified_severity.is_some() {
                 ItemStatus::Escalated
@@ -283,13 +341,18 @@ pub fn digest_recipients(
     (by_email.into_values().collect(), unmapped)
 }
 
-/// A digest's items for one teacher: active alerts of students in their Klassen (new since
-/// `since`, or ongoing) and alerts resolved since `since`, listed once. `None` for `since` is the
-/// first digest. Muted (inhibited) alerts are left out.
+/// A digest's items for one teacher: active alerts of students in their Klassen (new, or
+/// ongoing) and alerts resolved since `since`, listed once. `None` for `since` is the first
+/// digest. Alerts muted by inhibition (`muted`) or by a silence are left out.
+///
+/// An active alert is new until a digest has listed it, so one that was silenced at the last
+/// digest is new to the teacher when its silence ends. A resolved alert that no digest ever
+/// listed although it existed at the last one (it was muted then) is not reported either.
 pub fn digest_items(
     recipient: &DigestRecipient,
     alerts: &[Alert],
     muted: &BTreeSet<String>,
+    silences: &ActiveSilences,
     since: Option<&str>,
     dir: &Directory,
 ) -> Vec<StudentAlerts> {
@@ -300,20 +363,24 @@ pub fn digest_items(
             dir.klasse_id(&a.key.student)
                 .is_some_and(|k| klassen.contains(k))
         })
-        .filter(|a| !muted.contains(&a.key.id()))
+        .filter(|a| !muted.contains(&a.key.id()) && !silences.mutes(&a.key))
         .filter_map(|a| {
             let status = match a.state {
-                AlertState::Active if since.is_none_or(|s| a.first_seen.as_str() > s) => {
-                    ItemStatus::New
-                }
-                AlertState::Active => ItemStatus::Ongoing,
+                AlertState::Active => match since {
+                    Some(s) if a.listed_in_digest.is_some() && a.first_seen.as_str() <= s => {
+                        ItemStatus::Ongoing
+                    }
+                    _ => ItemStatus::New,
+                },
                 AlertState::Resolved => {
+                    // Resolved before the first digest: nothing to report.
+                    let since = since?;
                     let resolved = a.resolved_at.as_deref()?;
-                    if since.is_some_and(|s| resolved <= s) {
+                    if resolved <= since
+                        || (a.listed_in_digest.is_none() && a.first_seen.as_str() <= since)
+                    {
                         return None;
                     }
-                    // Resolved before it was ever listed in a digest: nothing to report.
-                    since?;
                     ItemStatus::Resolved
                 }
             };
@@ -363,6 +430,116 @@ mod tests {
         let run4 = reconcile(&school, &run3, &[], &none, "t4");
         assert_eq!(run4[0].state, AlertState::Resolved);
         assert_eq!(run4[0].resolved_at.as_deref(), Some("t4"));
+    }
+
+    fn silence(student: &str, rule: Option<&str>, until: &str) -> Silence {
+        Silence {
+            id: "sil-00000001".into(),
+            school: SchoolId("s".into()),
+            student: StudentId(student.into()),
+            rule: rule.map(str::to_string),
+            until: until.parse().unwrap(),
+            reason: "known case".into(),
+            author: "admin".into(),
+            created: "2026-03-02T08:00:00+00:00".into(),
+        }
+    }
+
+    fn key(student: &str, rule: &str) -> AlertKey {
+        AlertKey {
+            school: SchoolId("s".into()),
+            student: StudentId(student.into()),
+            rule: rule.into(),
+            period: "2026-03-02".into(),
+        }
+    }
+
+    #[test]
+    fn a_silence_mutes_its_student_and_rule_until_it_expires() {
+        let school = SchoolId("s".into());
+        let day = |d: &str| d.parse::<NaiveDate>().unwrap();
+        let all = [
+            silence("a", None, "2026-03-06"),
+            silence("b", Some("consecutive_days"), "2026-03-06"),
+        ];
+        let on = ActiveSilences::new(&school, &all, day("2026-03-06"));
+        assert!(on.mutes(&key("a", "consecutive_days")));
+        assert!(on.mutes(&key("a", "absence_rate")));
+        assert!(on.mutes(&key("b", "consecutive_days")));
+        assert!(!on.mutes(&key("b", "absence_rate")));
+        assert!(!on.mutes(&key("c", "consecutive_days")));
+        // Another school's alert with the same student id is not muted.
+        let mut other = key("a", "consecutive_days");
+        other.school = SchoolId("t".into());
+        assert!(!on.mutes(&other));
+        // `until` is inclusive; the day after, nothing is muted.
+        let after = ActiveSilences::new(&school, &all, day("2026-03-07"));
+        assert!(after.is_empty());
+        assert!(!after.mutes(&key("a", "consecutive_days")));
+        // Silences of another school are not in force here.
+        assert!(ActiveSilences::new(&SchoolId("t".into()), &all, day("2026-03-01")).is_empty());
+    }
+
+    #[test]
+    fn a_muted_alert_is_new_to_the_teacher_when_its_silence_ends() {
+        let school = SchoolId("s".into());
+        let f = finding("a", "consecutive_days", Severity::Warning, "2026-03-02");
+        let mut alert = reconcile(&school, &[], &[f], &BTreeSet::new(), "2026-03-05T06:00:00Z")
+            .pop()
+            .unwrap();
+        let recipient = DigestRecipient {
+            email: "kl@x".into(),
+            name: String::new(),
+            klassen: vec!["k".into()],
+        };
+        let roster = Roster {
+            klassen: vec![crate::model::Klasse {
+                id: "k".into(),
+                name: "7b".into(),
+                class_teacher_ids: vec![],
+            }],
+            students: vec![crate::model::Student {
+                klasse_id: Some("k".into()),
+                ..crate::model::Student::unlisted(1)
+            }],
+            teachers: vec![],
+        };
+        alert.key.student = roster.students[0].id.clone();
+        let dir = Directory::new(&roster);
+        let none = BTreeSet::new();
+        let statuses = |alerts: &[Alert], silences: &ActiveSilences, since: Option<&str>| {
+            digest_items(&recipient, alerts, &none, silences, since, &dir)
+                .into_iter()
+                .flat_map(|s| s.alerts)
+                .map(|i| i.status)
+                .collect::<Vec<_>>()
+        };
+        let all = [silence(&alert.key.student.0, None, "2026-03-08")];
+        let muted = ActiveSilences::new(&school, &all, "2026-03-05".parse().unwrap());
+        let expired = ActiveSilences::new(&school, &all, "2026-03-09".parse().unwrap());
+        let since = Some("2026-03-05T06:00:00Z");
+        assert!(statuses(std::slice::from_ref(&alert), &muted, since).is_empty());
+        // Never listed: new, although it is older than the last digest.
+        assert_eq!(
+            statuses(std::slice::from_ref(&alert), &expired, since),
+            [ItemStatus::New]
+        );
+        let mut listed = alert.clone();
+        listed.listed_in_digest = Some("2026-03-05T06:00:00Z".into());
+        assert_eq!(
+            statuses(std::slice::from_ref(&listed), &expired, since),
+            [ItemStatus::Ongoing]
+        );
+        // Resolved while muted and never listed: the teacher never heard of it.
+        let mut resolved = alert.clone();
+        resolved.state = AlertState::Resolved;
+        resolved.resolved_at = Some("2026-03-06T06:00:00Z".into());
+        assert!(statuses(std::slice::from_ref(&resolved), &expired, since).is_empty());
+        resolved.listed_in_digest = Some("2026-03-05T06:00:00Z".into());
+        assert_eq!(
+            statuses(std::slice::from_ref(&resolved), &expired, since),
+            [ItemStatus::Resolved]
+        );
     }
 
     #[test]

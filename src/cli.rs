@@ -73,6 +73,11 @@ pub enum Command {
         #[arg(long, value_name = "ADDR")]
         to: String,
     },
+    /// Mute a student's alerts for a while, e.g. "known case, help plan running".
+    Silence {
+        #[command(subcommand)]
+        action: SilenceCommand,
+    },
     /// Run the WebUntis simulator standalone, for trying a config without a real school.
     SimulateUntis {
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8780")]
@@ -81,6 +86,42 @@ pub enum Command {
         students: usize,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SilenceCommand {
+    /// Mute the alerts about one student (all rules, or one) up to and including a date.
+    Add {
+        /// The school's id from the config.
+        #[arg(long)]
+        school: String,
+        /// The student's id as `evaluate` shows it.
+        #[arg(long)]
+        student: String,
+        /// Mute only this rule (default: all rules).
+        #[arg(long)]
+        rule: Option<String>,
+        /// Last day it is in force (YYYY-MM-DD, inclusive, school-local).
+        #[arg(long, value_name = "DATE")]
+        until: NaiveDate,
+        /// Why, for colleagues, e.g. "known case, help plan running".
+        #[arg(long)]
+        reason: String,
+    },
+    /// List the silences in force.
+    List {
+        /// Only this school.
+        #[arg(long)]
+        school: Option<String>,
+        /// Include expired silences.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Remove a silence; its alerts flow again from the next run on.
+    Remove {
+        /// The id `silence add` printed (`sil-…`).
+        id: String,
     },
 }
 
@@ -276,6 +317,11 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 out.as_deref(),
                 *at,
             ))
+        }
+        Command::Silence { action } => {
+            let config = load_config(&cli)?;
+            crate::logging::init(config.daemon.log_level.min(log::LevelFilter::Warn));
+            silence(&config, action)
         }
         Command::SendTestMail { to } => {
             let config = load_config(&cli)?;
@@ -475,4 +521,236 @@ async fn digest_preview(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Who runs the command, for the silence's author and the audit log: the user behind `sudo`,
+/// else the login, else the numeric uid.
+fn invoking_user() -> String {
+    use std::os::unix::fs::MetadataExt;
+    ["SUDO_USER", "USER"]
+        .into_iter()
+        .filter_map(|var| std::env::var(var).ok())
+        .map(|v| v.trim().to_string())
+        .find(|v| !v.is_empty())
+        .or_else(|| {
+            std::fs::metadata("/proc/self")
+                .ok()
+                .map(|m| m.uid().to_string())
+        })
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// How many fresh ids `silence add` tries before it gives up (a clash is a 1 in 4 billion event).
+const SILENCE_ID_ATTEMPTS: usize = 5;
+
+fn silence(config: &Config, action: &SilenceCommand) -> Result<ExitCode, String> {
+    // These commands open the database themselves. While the daemon runs it holds the database;
+    // routing them through its admin socket (SPEC §8) goes here.
+    match action {
+        SilenceCommand::Add {
+            school,
+            student,
+            rule,
+            until,
+            reason,
+        } => silence_add(config, school, student, rule.as_deref(), *until, reason),
+        SilenceCommand::List { school, all } => silence_list(config, school.as_deref(), *all),
+        SilenceCommand::Remove { id } => silence_remove(config, id),
+    }
+}
+
+fn all_rules_label(config: &Config) -> &'static str {
+    match config.daemon.language {
+        config::Language::De => "alle Regeln",
+        config::Language::En => "all rules",
+    }
+}
+
+fn silence_add(
+    config: &Config,
+    school: &str,
+    student: &str,
+    rule: Option<&str>,
+    until: NaiveDate,
+    reason: &str,
+) -> Result<ExitCode, String> {
+    let s = config.school(school).ok_or_else(|| {
+        format!(
+            "no school `{school}` in the config; configured: {}",
+            school_ids(config)
+        )
+    })?;
+    let student = student.trim();
+    if student.is_empty() {
+        return Err("--student is empty; give the student's id as `evaluate` shows it".into());
+    }
+    if let Some(rule) = rule
+        && !crate::rules::RULE_IDS.contains(&rule)
+    {
+        return Err(format!(
+            "unknown rule `{rule}`; known rules: {} (leave out --rule to mute all rules)",
+            crate::rules::RULE_IDS.join(", ")
+        ));
+    }
+    let now = Utc::now();
+    let today = now.with_timezone(&s.timezone).date_naive();
+    if until < today {
+        return Err(format!(
+            "--until {until} is in the past (today is {today} in {}); give today or a later date",
+            s.id
+        ));
+    }
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(
+            "--reason is empty; say why, e.g. --reason \"known case, help plan running\"".into(),
+        );
+    }
+    let store = open_store(config)?;
+    let mut silence = crate::model::Silence {
+        id: String::new(),
+        school: s.id.clone(),
+        student: crate::model::StudentId(student.to_string()),
+        rule: rule.map(str::to_string),
+        until,
+        reason: reason.to_string(),
+        author: invoking_user(),
+        created: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    };
+    let mut added = false;
+    for _ in 0..SILENCE_ID_ATTEMPTS {
+        silence.id = crate::model::Silence::new_id();
+        // Ids are unique across the configured schools, so `silence remove` needs no school.
+        if find_silence(config, &store, &silence.id)?.is_some() {
+            continue;
+        }
+        if store.silence_add(&silence).map_err(|e| e.to_string())? {
+            added = true;
+            break;
+        }
+    }
+    if !added {
+        return Err("could not find a free silence id; try again".into());
+    }
+    if !store
+        .has_student(s.id.as_str(), student)
+        .map_err(|e| e.to_string())?
+    {
+        eprintln!(
+            "warning: no student `{student}` in the stored roster of {} (yet); check the id with `fehlzeiten evaluate`",
+            s.id
+        );
+    }
+    let what = match rule {
+        Some(rule) => format!("alerts of rule {rule}"),
+        None => "all alerts".to_string(),
+    };
+    println!(
+        "{}: mutes {what} for student {student} in {} until {until} (inclusive)",
+        silence.id, s.id
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The school and silence with this id among the configured schools.
+fn find_silence<'a>(
+    config: &'a Config,
+    store: &Store,
+    id: &str,
+) -> Result<Option<(&'a config::SchoolConfig, crate::model::Silence)>, String> {
+    for s in &config.schools {
+        let found = store
+            .silences(s.id.as_str())
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .find(|x| x.id == id);
+        if let Some(found) = found {
+            return Ok(Some((s, found)));
+        }
+    }
+    Ok(None)
+}
+
+fn silence_list(config: &Config, school: Option<&str>, all: bool) -> Result<ExitCode, String> {
+    let schools = selected(config, school)?;
+    let store = open_store(config)?;
+    let mut rows: Vec<[String; 7]> = Vec::new();
+    for s in schools {
+        let today = Utc::now().with_timezone(&s.timezone).date_naive();
+        let mut silences = store.silences(s.id.as_str()).map_err(|e| e.to_string())?;
+        silences.retain(|x| all || crate::alerts::silence_in_force(x, today));
+        silences.sort_by(|a, b| a.until.cmp(&b.until).then(a.id.cmp(&b.id)));
+        for x in silences {
+            let expired = if crate::alerts::silence_in_force(&x, today) {
+                ""
+            } else {
+                " (expired)"
+            };
+            rows.push([
+                x.id,
+                x.school.0,
+                x.student.0,
+                x.rule
+                    .unwrap_or_else(|| all_rules_label(config).to_string()),
+                format!("{}{expired}", x.until),
+                x.author,
+                x.reason,
+            ]);
+        }
+    }
+    if rows.is_empty() {
+        println!(
+            "{}",
+            if all {
+                "no silences"
+            } else {
+                "no silences in force"
+            }
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let header = [
+        "ID", "SCHOOL", "STUDENT", "RULE", "UNTIL", "AUTHOR", "REASON",
+    ]
+    .map(String::from);
+    let mut widths = [0usize; 7];
+    for row in std::iter::once(&header).chain(&rows) {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    for row in std::iter::once(&header).chain(&rows) {
+        let mut line = String::new();
+        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
+            if i + 1 == row.len() {
+                // The reason comes last and is not padded: it may be long.
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        println!("{}", line.trim_end());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn silence_remove(config: &Config, id: &str) -> Result<ExitCode, String> {
+    let store = open_store(config)?;
+    let by = invoking_user();
+    for s in &config.schools {
+        let removed = store
+            .silence_remove(s.id.as_str(), id, Utc::now(), &by)
+            .map_err(|e| e.to_string())?;
+        if let Some(x) = removed {
+            println!(
+                "removed {id}: alerts for student {} in {} flow again from the next run",
+                x.student, s.id
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    Err(format!(
+        "no silence `{id}` in the configured schools ({}); see `fehlzeiten silence list --all`",
+        school_ids(config)
+    ))
 }

@@ -269,4 +269,35 @@ pub struct Alert {
     pub resolved_at: Option<String>,
     /// Highest severity already sent as an immediate alert (none: not sent immediately).
     pub notified_severity: Option<Severity>,
+    /// When a class-teacher digest first listed it (RFC 3339, UTC); none while no teacher has
+    /// seen it, e.g. because a silence muted it. Until then a digest shows it as new.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listed_in_digest: Option<String>,
+}
+
+/// A silence (SPEC §5): mutes the alerts about one student (of one rule, or of all rules) up to
+/// and including `until`, e.g. "known case, help plan running". Muted alerts are still tracked;
+/// they are neither sent nor listed in digests while the silence is in force.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Silence {
+    /// `sil-` and 8 hex digits, unique across schools, so `silence remove ID` needs no school.
+    pub id: String,
+    pub school: SchoolId,
+    pub student: StudentId,
+    /// The rule id it mutes; `None`: every rule.
+    pub rule: Option<String>,
+    /// Last day it is in force (inclusive, school-local date).
+    pub until: NaiveDate,
+    pub reason: String,
+    /// The login of who set it.
+    pub author: String,
+    /// When it was set (RFC 3339).
+    pub created: String,
+}
+
+impl Silence {
+    /// A fresh random id, e.g. `sil-3f9a0c1e`.
+    pub fn new_id() -> String {
+        format!("sil-{:08x}", rand::random::<u32>())
+    }
 }

@@ -5,9 +5,9 @@ use crate::alerts::{self, Directory};
 use crate::calendar::Calendar;
 use crate::config::{Config, SchoolConfig};
 use crate::mail::{
-    self, AlertMail, DeliveryReport, DigestMail, MailContext, RenderedMail, Transport,
+    self, AlertMail, DeliveryReport, DigestMail, ItemStatus, MailContext, RenderedMail, Transport,
 };
-use crate::model::{Alert, Finding, Severity};
+use crate::model::{Alert, AlertState, Finding, Severity};
 use crate::rules;
 use crate::store::{OutboxEntry, SchoolSnapshot, Store, StoreError};
 use crate::sync::{SyncError, SyncReport, sync_school};
@@ -44,6 +44,11 @@ pub struct RunReport {
     pub digest_mails: usize,
     /// The mails this run planned, with their kind (`alert`, `digest`), for summaries.
     pub mails: Vec<(String, RenderedMail)>,
+    /// For each entry of `mails`, in the same order: the alerts it names (by id) and their
+    /// status in it.
+    pub items: Vec<BTreeMap<String, ItemStatus>>,
+    /// Active alerts muted by a silence in this run (tracked, but neither sent nor listed).
+    pub silenced: usize,
     pub delivery: DeliveryReport,
 }
 
@@ -248,10 +253,10 @@ pub async fn run_school(
         report.sync = Some(r);
     }
 
-    let (snapshot, existing) = {
+    let (snapshot, existing, all_silences) = {
         let id = sid.clone();
         store
-            .blocking(move |s| Ok((s.load_school(&id)?, s.alerts(&id)?)))
+            .blocking(move |s| Ok((s.load_school(&id)?, s.alerts(&id)?, s.silences(&id)?)))
             .await
             .map_err(store_err)?
     };
@@ -275,13 +280,18 @@ pub async fn run_school(
         current.insert(id.clone(), a.clone());
     }
     let current: Vec<Alert> = current.into_values().collect();
+    let silences = alerts::ActiveSilences::new(&school.id, &all_silences, today);
+    report.silenced = current
+        .iter()
+        .filter(|a| a.state == AlertState::Active && silences.mutes(&a.key))
+        .count();
     let dir = Directory::new(&snapshot.roster);
     let ctx = mail_context(config, school);
     let mut outbox = Vec::new();
     let mut marks = Vec::new();
 
     // Immediate alerts: one bundled mail per social worker per run.
-    let students = alerts::immediate_items(school, &current, &dir);
+    let students = alerts::immediate_items(school, &current, &silences, &dir);
     if !students.is_empty() {
         let release = release_time(school, now);
         for recipient in &school.recipients.social_workers {
@@ -294,9 +304,9 @@ pub async fn run_school(
             outbox.push(outbox_entry(&ctx, &rendered, "alert", now, release).map_err(mail_err)?);
             report.immediate_mails += 1;
             report.mails.push(("alert".to_string(), rendered));
+            report.items.push(statuses(&students));
         }
-        let min = school.notify.immediate_min_severity;
-        for a in current.iter().filter(|a| alerts::needs_immediate(a, min)) {
+        for a in alerts::immediate_alerts(school, &current, &silences) {
             let mut a = a.clone();
             a.notified_severity = Some(a.severity);
             changed.insert(a.key.id(), a);
@@ -304,6 +314,11 @@ pub async fn run_school(
     }
 
     if options.digests {
+        let current_index: BTreeMap<String, usize> = current
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.key.id(), i))
+            .collect();
         let week = iso_week_label(today);
         let (recipients, _unmapped) = alerts::digest_recipients(school, &snapshot.roster);
         for r in recipients {
@@ -319,15 +334,35 @@ pub async fn run_school(
             if done {
                 continue;
             }
-            let mut students = alerts::digest_items(&r, &current, &muted, since.as_deref(), &dir);
+            let mut students =
+                alerts::digest_items(&r, &current, &muted, &silences, since.as_deref(), &dir);
             if students.is_empty() && !school.notify.all_quiet_mail {
                 continue;
             }
+            let listed = statuses(&students);
             add_strips(&mut students, &snapshot, school, today);
             let rendered = render_digest_for(&ctx, &r, &snapshot, &week, local_now, students)
                 .map_err(mail_err)?;
             outbox.push(outbox_entry(&ctx, &rendered, "digest", now, now).map_err(mail_err)?);
             report.mails.push(("digest".to_string(), rendered));
+            // From now on a teacher has seen these alerts: later digests call them ongoing.
+            for (id, status) in &listed {
+                if *status == ItemStatus::Resolved {
+                    continue;
+                }
+                let Some(a) = changed
+                    .get(id)
+                    .or_else(|| current_index.get(id).map(|&i| &current[i]))
+                else {
+                    continue;
+                };
+                if a.listed_in_digest.is_none() {
+                    let mut a = a.clone();
+                    a.listed_in_digest = Some(now_s.clone());
+                    changed.insert(id.clone(), a);
+                }
+            }
+            report.items.push(listed);
             marks.push((week_mark, now_s.clone()));
             marks.push((last_mark, now_s.clone()));
             report.digest_mails += 1;
@@ -346,6 +381,15 @@ pub async fn run_school(
         report.delivery = mail::deliver_due(store, &sid, transport, now).await;
     }
     Ok(report)
+}
+
+/// The alerts a mail names and their status in it.
+fn statuses(students: &[mail::StudentAlerts]) -> BTreeMap<String, ItemStatus> {
+    students
+        .iter()
+        .flat_map(|s| &s.alerts)
+        .map(|a| (a.alert_id.clone(), a.status))
+        .collect()
 }
 
 fn render_digest_for(
@@ -391,11 +435,18 @@ pub async fn preview_digest(
     now: DateTime<Utc>,
 ) -> Result<Option<RenderedMail>, PipelineError> {
     let sid = school.id.to_string();
-    let (snapshot, existing, since) = {
+    let (snapshot, existing, since, all_silences) = {
         let id = sid.clone();
         let lm = format!("digest-last|{}", to.to_ascii_lowercase());
         store
-            .blocking(move |s| Ok((s.load_school(&id)?, s.alerts(&id)?, s.mark(&id, &lm)?)))
+            .blocking(move |s| {
+                Ok((
+                    s.load_school(&id)?,
+                    s.alerts(&id)?,
+                    s.mark(&id, &lm)?,
+                    s.silences(&id)?,
+                ))
+            })
             .await
             .map_err(|source| PipelineError::Store {
                 school: sid.clone(),
@@ -412,6 +463,7 @@ pub async fn preview_digest(
         current.insert(a.key.id(), a);
     }
     let current: Vec<Alert> = current.into_values().collect();
+    let silences = alerts::ActiveSilences::new(&school.id, &all_silences, today);
     let (recipients, _) = alerts::digest_recipients(school, &snapshot.roster);
     let Some(r) = recipients
         .into_iter()
@@ -420,7 +472,8 @@ pub async fn preview_digest(
         return Ok(None);
     };
     let dir = Directory::new(&snapshot.roster);
-    let mut students = alerts::digest_items(&r, &current, &muted, since.as_deref(), &dir);
+    let mut students =
+        alerts::digest_items(&r, &current, &muted, &silences, since.as_deref(), &dir);
     if students.is_empty() && !school.notify.all_quiet_mail {
         return Ok(None);
     }

@@ -10,6 +10,7 @@ mod alerts;
 mod audit;
 mod outbox;
 mod school;
+mod silences;
 
 pub use audit::AuditEvent;
 pub use outbox::{OutboxEntry, OutboxStatus, OutboxSummary};
@@ -45,6 +46,8 @@ pub(crate) const AUDIT: SchoolTable = TableDefinition::new("audit");
 /// Key: (school, mark), e.g. `digest|<recipient>|2026-W10`: what was done, so restarts neither
 /// skip nor repeat it.
 pub(crate) const MARKS: SchoolTable = TableDefinition::new("marks");
+/// Key: (school, silence id).
+pub(crate) const SILENCES: SchoolTable = TableDefinition::new("silences");
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -155,6 +158,7 @@ impl Store {
                 OUTBOX,
                 AUDIT,
                 MARKS,
+                SILENCES,
             ] {
                 txn.open_table(table)?;
             }
