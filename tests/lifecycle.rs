@@ -51,13 +51,7 @@ fn at(d: u32, h: u32, m: u32) -> DateTime<Utc> {
 /// other rules would add alerts of their own about the same absences (five days are also five
 /// days in the half-year). A rule added to `RuleParams` must be switched off here as well.
 fn only_consecutive_days() -> RuleParams {
-    let mut p = RuleParams::default();
-    p.days_per_half_year.enabled = false;
-    p.absence_rate.enabled = false;
-    p.unexcused_days.enabled = false;
-    p.unexcused_lessons.enabled = false;
-    p.same_weekday.enabled = false;
-    p
+    RuleParams::only(&["consecutive_days"])
 }
 
 fn config(dir: &Path) -> Config {

@@ -196,6 +196,40 @@ impl Default for RuleParams {
     }
 }
 
+impl RuleParams {
+    /// Switches a rule on or off by id; `false` for an unknown id.
+    pub fn set_enabled(&mut self, rule: &str, enabled: bool) -> bool {
+        match rule {
+            "days_per_half_year" => self.days_per_half_year.enabled = enabled,
+            "absence_rate" => self.absence_rate.enabled = enabled,
+            "consecutive_days" => self.consecutive_days.enabled = enabled,
+            "unexcused" => {
+                self.unexcused_days.enabled = enabled;
+                self.unexcused_lessons.enabled = enabled;
+            }
+            "pending_excuse" => self.pending_excuse.enabled = enabled,
+            "same_weekday" => self.same_weekday.enabled = enabled,
+            "around_weekend_holiday" => self.around_weekend_holiday.bands.enabled = enabled,
+            "edge_lessons" => self.edge_lessons.bands.enabled = enabled,
+            "subject_avoidance" => self.subject_avoidance.bands.enabled = enabled,
+            "lateness" => self.lateness.bands.enabled = enabled,
+            "early_year" => self.early_year.bands.enabled = enabled,
+            "rising_trend" => self.rising_trend.enabled = enabled,
+            _ => return false,
+        }
+        true
+    }
+
+    /// Only the given rules switched on (for tests and focused evaluations).
+    pub fn only(rules: &[&str]) -> RuleParams {
+        let mut p = RuleParams::default();
+        for id in RULE_IDS {
+            p.set_enabled(id, rules.contains(&id));
+        }
+        p
+    }
+}
+
 /// Evaluates every enabled rule for one student as of `today` (school-local date).
 /// `absences` may contain other students' records and odd data; they are filtered here.
 pub fn evaluate_student(

@@ -703,3 +703,25 @@ fn disabled_rules_report_nothing() {
     }
     assert!(!of_rule(&f, "days_per_half_year").is_empty());
 }
+
+#[test]
+fn every_rule_id_can_be_switched() {
+    let mut p = RuleParams::default();
+    for id in RULE_IDS {
+        assert!(p.set_enabled(id, false), "{id}");
+    }
+    assert!(!p.set_enabled("no_such_rule", false));
+    // All off: even a heavy history gives nothing.
+    let heavy = days(
+        &refs(&school_days_from("2026-02-02", 30)),
+        ExcuseStatus::Unexcused,
+    );
+    let last = d(&school_days_from("2026-02-02", 30)[29]);
+    assert!(evaluate_student(&student(), &heavy, &calendar(), &p, last).is_empty());
+    let only = RuleParams::only(&["consecutive_days"]);
+    let f = evaluate_student(&student(), &heavy, &calendar(), &only, last);
+    assert!(
+        f.iter().all(|f| f.rule == "consecutive_days") && !f.is_empty(),
+        "{f:?}"
+    );
+}
