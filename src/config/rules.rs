@@ -119,6 +119,14 @@ fn set_bands(bands: &mut Bands, enabled: Option<bool>, thresholds: [Option<f64>;
     }
 }
 
+/// A severity level's key and its threshold in [`Bands`], mildest first.
+type Level = (&'static str, fn(&Bands) -> Option<f64>);
+const LEVELS: [Level; 3] = [
+    ("watch", |b| b.watch),
+    ("warning", |b| b.warning),
+    ("critical", |b| b.critical),
+];
+
 /// The table whose merged values are checked.
 #[derive(Clone, Copy)]
 pub enum Layer<'a> {
@@ -320,15 +328,10 @@ impl Checker<'_> {
     /// Checks the value range of every threshold and that they rise from watch to critical.
     /// `suffix` names the keys (`warning_lessons` for the unexcused lesson thresholds).
     fn bands(&mut self, rule: &str, suffix: &str, get: fn(&RuleParams) -> Bands, unit: Unit) {
-        let levels: [(&str, fn(&Bands) -> Option<f64>); 3] = [
-            ("watch", |b| b.watch),
-            ("warning", |b| b.warning),
-            ("critical", |b| b.critical),
-        ];
         let bands = get(self.here);
         // Valid thresholds with where they come from (`None`: written here).
         let mut valid: Vec<(&str, f64, Option<&str>)> = Vec::new();
-        for (level, of) in levels {
+        for (level, of) in LEVELS {
             let Some(v) = of(&bands) else { continue };
             let origin = self.origin(|p| of(&get(p)));
             let in_range = match unit {
