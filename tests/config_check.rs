@@ -454,6 +454,13 @@ fn the_shipped_example_explains_every_key() {
         "warning_lessons",
         "critical_lessons",
         "min_school_days",
+        "min_share",
+        "weeks",
+        "school_days",
+        "ratio",
+        "min_rate",
+        "recent_weeks",
+        "baseline_weeks",
     ];
     let missing: Vec<&str> = keys
         .iter()
@@ -466,10 +473,23 @@ fn the_shipped_example_explains_every_key() {
         })
         .collect();
     assert!(missing.is_empty(), "the example does not show {missing:?}");
+    // Every rule has its own table with `enabled`, under one comment line that says what it
+    // finds and where its numbers come from.
+    let raw: toml::Table = toml::from_str(&text).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
     for rule in fehlzeiten::rules::RULE_IDS {
+        let header = format!("[rules.{rule}]");
+        let at = lines.iter().position(|l| *l == header);
+        let Some(at) = at else {
+            panic!("the example has no {header}")
+        };
         assert!(
-            text.contains(&format!("[rules.{rule}]")),
-            "the example has no [rules.{rule}]"
+            at > 0 && lines[at - 1].starts_with("# ") && lines[at - 1].len() <= 100,
+            "{header} has no comment line above it"
+        );
+        assert!(
+            raw["rules"][rule].get("enabled").is_some(),
+            "{header} does not show `enabled`"
         );
     }
     for section in [
