@@ -319,7 +319,7 @@ impl Checker<'_> {
             )
         } else {
             format!(
-                "{v} weeks are too short, as {why_min}, so it would never report; give {min} to {MAX_WEEKS} weeks, e.g. {default}"
+                "{key} = {v} is too short: {why_min}, so it would never report; give {min} to {MAX_WEEKS} weeks, e.g. {default}"
             )
         };
         self.report(format!("{rule}.{key}"), message);
