@@ -327,12 +327,23 @@ fn the_full_fixture_is_read_into_the_typed_config() {
         d.consecutive_days.warning
     );
     assert_eq!(gym.rules.unexcused_lessons.warning, Some(10.0));
+    assert_eq!(gym.rules.lateness.weeks, 2);
+    assert_eq!(gym.rules.lateness.bands, d.lateness.bands);
+    assert!(!gym.rules.rising_trend.enabled);
+    assert_eq!(gym.rules.rising_trend.recent_weeks, 3);
+    assert_eq!(gym.rules.rising_trend.ratio, d.rising_trend.ratio);
+    assert_eq!(gym.rules.edge_lessons.bands.critical, Some(7.0));
+    assert_eq!(gym.rules.around_weekend_holiday.min_share_percent, 75.0);
 
     let rs = c.school("rs-musterstadt").unwrap();
     assert_eq!(rs.state, "BY");
     assert_eq!(rs.untis.password.expose(), UNTIS_PASSWORD);
     assert_eq!(rs.rules.absence_day_min_lessons, 4);
     assert_eq!(rs.rules.consecutive_days, d.consecutive_days);
+    assert_eq!(rs.rules.edge_lessons.bands.critical, Some(7.0));
+    assert_eq!(rs.rules.edge_lessons.weeks, d.edge_lessons.weeks);
+    assert_eq!(rs.rules.lateness, d.lateness);
+    assert_eq!(rs.rules.rising_trend, d.rising_trend);
     assert!(!rs.recipients.social_workers_see_school);
     assert_eq!(rs.notify.digest.weekday, chrono::Weekday::Sun);
     assert_eq!(
@@ -345,6 +356,69 @@ fn the_full_fixture_is_read_into_the_typed_config() {
     for secret in [SMTP_PASSWORD, UNTIS_PASSWORD, CREDENTIAL_PASSWORD] {
         assert!(!debug.contains(secret));
     }
+}
+
+#[test]
+fn rule_overrides_per_school_land_in_rule_params() {
+    let sb = sandbox("valid");
+    let c = config::load_with(&sb.path("rules-per-school.toml"), &sb.env).unwrap();
+    let d = RuleParams::default();
+
+    // What [rules] sets for every school.
+    let mut global = d.clone();
+    global.around_weekend_holiday.bands.critical = Some(6.0);
+    global.around_weekend_holiday.weeks = 10;
+    global.edge_lessons.bands.warning = Some(4.0);
+    global.lateness.weeks = 3;
+    global.rising_trend.min_rate_percent = 15.0;
+
+    let mut gym = global.clone();
+    gym.edge_lessons.bands.critical = Some(8.0);
+    gym.edge_lessons.weeks = 6;
+    gym.pending_excuse.watch = Some(2.0);
+    gym.pending_excuse.critical = Some(10.0);
+    gym.around_weekend_holiday.min_share_percent = 50.0;
+    gym.rising_trend.ratio = 1.5;
+    gym.rising_trend.baseline_weeks = 20;
+    assert_eq!(c.school("gym-musterstadt").unwrap().rules, gym);
+
+    let mut rs = global;
+    rs.subject_avoidance.bands.warning = Some(4.0);
+    rs.lateness.bands.enabled = false;
+    rs.early_year.school_days = 30;
+    rs.early_year.bands.critical = Some(8.0);
+    assert_eq!(c.school("rs-musterstadt").unwrap().rules, rs);
+}
+
+#[test]
+fn a_school_override_is_checked_against_the_global_value_and_only_there() {
+    let sb = sandbox("invalid");
+    let path = sb.path("rules-school-over-global.toml");
+    let lines = config::check_config_with(&path, &sb.env);
+    // Not under [rules] (valid on its own), not for the school that only changes weeks.
+    assert_eq!(
+        lines,
+        [format!(
+            "{}: school[gym-musterstadt].rules.edge_lessons: thresholds must rise from watch to critical, but warning = 5 (from [rules]) is above critical = 4; raise critical or lower warning",
+            path.display()
+        )]
+    );
+}
+
+#[test]
+fn a_bad_global_value_is_reported_once_not_per_school() {
+    let sb = sandbox("valid");
+    let path = sb.path("bad-global.toml");
+    let text = std::fs::read_to_string(sb.path("rules-per-school.toml"))
+        .unwrap()
+        .replace("[rules.lateness]\nweeks = 3", "[rules.lateness]\nweeks = 0");
+    std::fs::write(&path, text).unwrap();
+    let lines = config::check_config_with(&path, &sb.env);
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(
+        lines[0].contains(": rules.lateness.weeks: 0 weeks is no window at all;"),
+        "{lines:#?}"
+    );
 }
 
 /// Copies the shipped example into a temp dir next to the secret files it names.
@@ -454,6 +528,13 @@ fn the_shipped_example_explains_every_key() {
         "warning_lessons",
         "critical_lessons",
         "min_school_days",
+        "min_share",
+        "weeks",
+        "school_days",
+        "ratio",
+        "min_rate",
+        "recent_weeks",
+        "baseline_weeks",
     ];
     let missing: Vec<&str> = keys
         .iter()
@@ -466,10 +547,23 @@ fn the_shipped_example_explains_every_key() {
         })
         .collect();
     assert!(missing.is_empty(), "the example does not show {missing:?}");
+    // Every rule has its own table with `enabled`, under one comment line that says what it
+    // finds and where its numbers come from.
+    let raw: toml::Table = toml::from_str(&text).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
     for rule in fehlzeiten::rules::RULE_IDS {
+        let header = format!("[rules.{rule}]");
+        let at = lines.iter().position(|l| *l == header);
+        let Some(at) = at else {
+            panic!("the example has no {header}")
+        };
         assert!(
-            text.contains(&format!("[rules.{rule}]")),
-            "the example has no [rules.{rule}]"
+            at > 0 && lines[at - 1].starts_with("# ") && lines[at - 1].len() <= 100,
+            "{header} has no comment line above it"
+        );
+        assert!(
+            raw["rules"][rule].get("enabled").is_some(),
+            "{header} does not show `enabled`"
         );
     }
     for section in [

@@ -217,28 +217,105 @@ fn default_quiet_hours() -> String {
 }
 
 /// `[rules]`: every field optional so that `[school.rules]` can override single values.
+///
+/// Each rule has its own table type that lists exactly the keys the rule understands, so a key
+/// written under the wrong rule (`weeks` under `days_per_half_year`) is an unknown field with
+/// line and column, like any other typo.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RulesSection {
     pub absence_day_min_lessons: Option<u32>,
-    pub days_per_half_year: Option<RuleTable>,
-    pub absence_rate: Option<RuleTable>,
-    pub consecutive_days: Option<RuleTable>,
-    pub unexcused: Option<RuleTable>,
-    pub same_weekday: Option<RuleTable>,
+    pub days_per_half_year: Option<BandsTable>,
+    pub absence_rate: Option<AbsenceRateTable>,
+    pub consecutive_days: Option<BandsTable>,
+    pub unexcused: Option<UnexcusedTable>,
+    pub pending_excuse: Option<BandsTable>,
+    pub same_weekday: Option<BandsTable>,
+    pub around_weekend_holiday: Option<AroundWeekendTable>,
+    pub edge_lessons: Option<WindowedTable>,
+    pub subject_avoidance: Option<WindowedTable>,
+    pub lateness: Option<WindowedTable>,
+    pub early_year: Option<EarlyYearTable>,
+    pub rising_trend: Option<RisingTrendTable>,
 }
 
-/// One rule's table: `enabled` plus thresholds by severity and rule-specific extras.
+/// A rule with nothing but thresholds by severity.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RuleTable {
+pub struct BandsTable {
     pub enabled: Option<bool>,
     pub watch: Option<f64>,
     pub warning: Option<f64>,
     pub critical: Option<f64>,
-    /// `unexcused`: lesson thresholds beside the day thresholds.
+}
+
+/// `absence_rate`: percentage thresholds.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AbsenceRateTable {
+    pub enabled: Option<bool>,
+    pub watch: Option<f64>,
+    pub warning: Option<f64>,
+    pub critical: Option<f64>,
+    /// School days that must have passed before the rate is judged.
+    pub min_school_days: Option<u32>,
+}
+
+/// `unexcused`: day thresholds plus lesson thresholds.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnexcusedTable {
+    pub enabled: Option<bool>,
+    pub watch: Option<f64>,
+    pub warning: Option<f64>,
+    pub critical: Option<f64>,
     pub warning_lessons: Option<f64>,
     pub critical_lessons: Option<f64>,
-    /// `absence_rate`: school days that must have passed before the rate is judged.
-    pub min_school_days: Option<u32>,
+}
+
+/// `around_weekend_holiday`: thresholds on days, the share they must reach, the window.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AroundWeekendTable {
+    pub enabled: Option<bool>,
+    pub watch: Option<f64>,
+    pub warning: Option<f64>,
+    pub critical: Option<f64>,
+    /// Percent of all absence days in the window.
+    pub min_share: Option<f64>,
+    pub weeks: Option<u32>,
+}
+
+/// A count over the last `weeks` weeks (`edge_lessons`, `subject_avoidance`, `lateness`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowedTable {
+    pub enabled: Option<bool>,
+    pub watch: Option<f64>,
+    pub warning: Option<f64>,
+    pub critical: Option<f64>,
+    pub weeks: Option<u32>,
+}
+
+/// `early_year`: thresholds on absence days in the first `school_days` of the year.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EarlyYearTable {
+    pub enabled: Option<bool>,
+    pub watch: Option<f64>,
+    pub warning: Option<f64>,
+    pub critical: Option<f64>,
+    pub school_days: Option<u32>,
+}
+
+/// `rising_trend`: no severity bands; a rise is always a warning.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RisingTrendTable {
+    pub enabled: Option<bool>,
+    pub ratio: Option<f64>,
+    /// Percent of school days.
+    pub min_rate: Option<f64>,
+    pub recent_weeks: Option<u32>,
+    pub baseline_weeks: Option<u32>,
 }

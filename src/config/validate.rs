@@ -24,7 +24,7 @@ use crate::calendar::STATES;
 use crate::model::{SchoolId, Severity};
 use crate::rules::RuleParams;
 use chrono::{Datelike, NaiveDate};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -342,15 +342,9 @@ impl<'a> Checker<'a> {
         let mail = self.mail(&file.mail);
 
         let mut global_rules = RuleParams::default();
-        for p in rule_checks::apply(&mut global_rules, &file.rules) {
+        rule_checks::apply(&mut global_rules, &file.rules);
+        for p in rule_checks::check(&global_rules, rule_checks::Layer::Global) {
             self.report(format!("rules.{}", p.key), p.message);
-        }
-        let mut failing_global = BTreeSet::new();
-        for rule in rule_checks::mentioned_rules(&file.rules) {
-            for p in rule_checks::check_rule(&global_rules, rule) {
-                failing_global.insert(rule);
-                self.report(format!("rules.{}", p.key), p.message);
-            }
         }
         if let Some(p) = rule_checks::check_min_lessons(&global_rules, 0) {
             self.report(format!("rules.{}", p.key), p.message);
@@ -366,7 +360,7 @@ impl<'a> Checker<'a> {
         let mut seen: BTreeMap<String, String> = BTreeMap::new();
         let mut schools = Vec::new();
         for (index, s) in file.school.iter().enumerate() {
-            schools.push(self.school(index, s, &mut seen, &global_rules, &failing_global));
+            schools.push(self.school(index, s, &mut seen, &global_rules));
         }
 
         let schools: Option<Vec<SchoolConfig>> = schools.into_iter().collect();
@@ -688,7 +682,6 @@ impl<'a> Checker<'a> {
         s: &SchoolSection,
         seen: &mut BTreeMap<String, String>,
         global_rules: &RuleParams,
-        failing_global: &BTreeSet<&str>,
     ) -> Option<SchoolConfig> {
         let index_label = format!("school[{index}]");
         let id = s.id.trim();
@@ -751,17 +744,12 @@ impl<'a> Checker<'a> {
 
         let mut rules = global_rules.clone();
         if let Some(section) = &s.rules {
-            for p in rule_checks::apply(&mut rules, section) {
+            rule_checks::apply(&mut rules, section);
+            let layer = rule_checks::Layer::School {
+                global: global_rules,
+            };
+            for p in rule_checks::check(&rules, layer) {
                 self.report(format!("{label}.rules.{}", p.key), p.message);
-            }
-            // A rule already reported under [rules] is not reported again for each school.
-            for rule in rule_checks::mentioned_rules(section) {
-                if failing_global.contains(rule) {
-                    continue;
-                }
-                for p in rule_checks::check_rule(&rules, rule) {
-                    self.report(format!("{label}.rules.{}", p.key), p.message);
-                }
             }
         }
         let school_sets_min_lessons = s
