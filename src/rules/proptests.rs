@@ -189,20 +189,21 @@ fn params() -> impl Strategy<Value = RuleParams> {
         )
             .prop_map(
                 |(min_lessons, days, rate, rate_min, consecutive, unexcused_days, lessons, weekday)| {
-                    let mut p = RuleParams::default();
-                    p.absence_day_min_lessons = min_lessons;
-                    p.days_per_half_year = days;
-                    p.absence_rate = rate;
-                    p.absence_rate_min_school_days = rate_min;
-                    p.consecutive_days = consecutive;
                     // `enabled` of the unexcused table switches days and lessons alike.
-                    p.unexcused_days = unexcused_days;
-                    p.unexcused_lessons = Bands {
-                        enabled: unexcused_days.enabled,
-                        ..lessons
-                    };
-                    p.same_weekday = weekday;
-                    p
+                    RuleParams {
+                        absence_day_min_lessons: min_lessons,
+                        days_per_half_year: days,
+                        absence_rate: rate,
+                        absence_rate_min_school_days: rate_min,
+                        consecutive_days: consecutive,
+                        unexcused_days,
+                        unexcused_lessons: Bands {
+                            enabled: unexcused_days.enabled,
+                            ..lessons
+                        },
+                        same_weekday: weekday,
+                        ..RuleParams::default()
+                    }
                 },
             ),
     ]
