@@ -287,6 +287,9 @@ fn date_str(d: NaiveDate) -> String {
 #[cfg(test)]
 mod tests;
 
+#[cfg(test)]
+mod proptests;
+
 /// Lesson numbers as compact ranges: `[1, 2, 5]` → `L1-2,5`; empty for no lessons.
 ///
 /// Evidence strings are `YYYY-MM-DD`, optionally followed by space-separated tokens: `L…`

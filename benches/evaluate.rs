@@ -1,0 +1,272 @@
+//! Reading a school from the store against evaluating every rule for it.
+//!
+//! 2,000 students with a school year of simulated absences (`Scenario::generate`), stored with
+//! `Store::replace_school_data` in a temporary directory. Measures (a) `Store::load_school` and
+//! (b) `pipeline::evaluate_school`, each the median of `RUNS` runs, and, to tell where the
+//! evaluation time goes, its pieces through the public API: the grouping by student,
+//! `rules::History::build`, `Calendar::school_days` (which `History::build` calls for every
+//! student), `rules::evaluate_student`, and a replica of `consecutive_days`' walk over the
+//! school days (the rules themselves are private).
+//!
+//! Run: `cargo bench --bench evaluate`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use chrono::{NaiveDate, NaiveTime, Weekday};
+use fehlzeiten::config::{
+    NotifyConfig, Recipients, SchoolConfig, Secret, TimeRange, UntisConfig, WeeklySlot,
+};
+use fehlzeiten::model::{Absence, SchoolId, Severity, StudentId};
+use fehlzeiten::pipeline;
+use fehlzeiten::rules::{History, RuleParams, evaluate_student};
+use fehlzeiten::sim::Scenario;
+use fehlzeiten::store::{Store, SyncRecord};
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+const SEED: u64 = 20_260_710;
+const STUDENTS: usize = 2_000;
+const RUNS: usize = 10;
+const SCHOOL: &str = "bench";
+
+fn t(h: u32, m: u32) -> NaiveTime {
+    NaiveTime::from_hms_opt(h, m, 0).unwrap()
+}
+
+/// The school's config as a correct config file for the scenario yields it.
+fn school_config(scenario: &Scenario) -> SchoolConfig {
+    SchoolConfig {
+        id: SchoolId(SCHOOL.to_string()),
+        name: scenario.school_name.clone(),
+        timezone: chrono_tz::Europe::Berlin,
+        state: scenario.state.clone(),
+        holidays: scenario.holidays.clone(),
+        half_year_starts: scenario.half_year_starts.clone(),
+        untis: UntisConfig {
+            api_base: url::Url::parse("https://untis.invalid/").unwrap(),
+            ca_file: None,
+            tenant_id: "bench".to_string(),
+            client_id: "bench".to_string(),
+            password: Secret::new("bench"),
+            sync_every: Duration::from_secs(15 * 60),
+            sync_hours: TimeRange {
+                start: t(6, 30),
+                end: t(17, 0),
+            },
+            window_days: 30,
+            full_reconcile_at: t(2, 30),
+            request_timeout: Duration::from_secs(30),
+        },
+        periods: scenario.periods.clone(),
+        recipients: Recipients {
+            social_workers: vec!["sozialarbeit@schule.invalid".to_string()],
+            class_teachers_override: BTreeMap::new(),
+            social_workers_see_school: true,
+        },
+        notify: NotifyConfig {
+            digest: WeeklySlot {
+                weekday: Weekday::Mon,
+                time: t(7, 0),
+            },
+            social_worker_digest: None,
+            immediate_min_severity: Severity::Critical,
+            quiet_hours: None,
+            all_quiet_mail: false,
+        },
+        rules: RuleParams::default(),
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn main() {
+    let asked = NaiveDate::from_ymd_opt(2026, 7, 10).unwrap();
+    let started = Instant::now();
+    let scenario = Scenario::generate(SEED, STUDENTS, asked);
+    let today = scenario.today;
+    let year = scenario.school_year;
+    let roster = scenario.expected_roster();
+    let generated = started.elapsed();
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let started = Instant::now();
+    store
+        .replace_school_data(
+            SCHOOL,
+            year,
+            &roster,
+            (year.start, year.end),
+            &scenario.absences,
+            SyncRecord {
+                started: "2026-07-10T06:30:00Z".to_string(),
+                finished: "2026-07-10T06:31:00Z".to_string(),
+                ok: true,
+                error: None,
+                requests: 0,
+            },
+        )
+        .unwrap();
+    let stored_in = started.elapsed();
+    let school = school_config(&scenario);
+
+    // Warm-up: page cache, allocator.
+    let snapshot = store.load_school(SCHOOL).unwrap();
+    let absences = snapshot.absences.len();
+    let findings = pipeline::evaluate_school(&snapshot, &school, today).len();
+    drop(snapshot);
+
+    let calendar = pipeline::calendar_for(&school, year);
+    let mut runs: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
+    let mut time = |name: &'static str, started: Instant| {
+        runs.entry(name).or_default().push(started.elapsed());
+    };
+    for _ in 0..RUNS {
+        let started = Instant::now();
+        let snapshot = black_box(store.load_school(black_box(SCHOOL)).unwrap());
+        time("read", started);
+
+        let started = Instant::now();
+        black_box(pipeline::evaluate_school(
+            black_box(&snapshot),
+            &school,
+            today,
+        ));
+        time("evaluate", started);
+
+        // The pieces of (b), one after another.
+        // 1. Grouping by student with a clone of every record, as evaluate_school does.
+        let started = Instant::now();
+        let mut by_student: BTreeMap<&StudentId, Vec<Absence>> = BTreeMap::new();
+        for a in &snapshot.absences {
+            by_student.entry(&a.student).or_default().push(a.clone());
+        }
+        let groups: Vec<(&StudentId, &[Absence])> = snapshot
+            .roster
+            .students
+            .iter()
+            .map(|s| {
+                let list = by_student.get(&s.id).map(Vec::as_slice).unwrap_or_default();
+                (&s.id, list)
+            })
+            .collect();
+        black_box(&groups);
+        time("grouping", started);
+
+        // 2. History::build for every student.
+        let started = Instant::now();
+        for (id, list) in &groups {
+            black_box(History::build(id, list, &calendar, &school.rules, today));
+        }
+        time("history", started);
+
+        // 3. evaluate_student (History::build and the 12 rules) for every student.
+        let started = Instant::now();
+        for (id, list) in &groups {
+            black_box(evaluate_student(id, list, &calendar, &school.rules, today));
+        }
+        time("student", started);
+
+        // 4. A replica of consecutive_days' walk (a map lookup on every school day up to
+        //    today), the one rule whose work grows with the school days, not the absences.
+        let histories: Vec<History> = groups
+            .iter()
+            .map(|(id, list)| History::build(id, list, &calendar, &school.rules, today))
+            .collect();
+        let started = Instant::now();
+        for h in &histories {
+            let mut run = 0usize;
+            for day in &h.school_days {
+                run = if h.is_absence_day(*day) { run + 1 } else { 0 };
+            }
+            black_box(run);
+        }
+        time("walk", started);
+
+        // 5. The school-day list History::build computes for every student ...
+        let started = Instant::now();
+        for _ in &groups {
+            black_box(calendar.school_days(year.start, today));
+        }
+        time("school_days", started);
+
+        // ... against computing it once and copying it per student.
+        let started = Instant::now();
+        let once = calendar.school_days(year.start, today);
+        for _ in &groups {
+            black_box(once.clone());
+        }
+        time("school_days_once", started);
+    }
+    let m: BTreeMap<&str, Duration> = runs.into_iter().map(|(k, v)| (k, median(v))).collect();
+    let (read, eval) = (m["read"], m["evaluate"]);
+    let line = |label: &str, d: Duration, note: &str| println!("  {label:<44}{:>10}{note}", ms(d));
+
+    println!(
+        "evaluate bench: {} students ({} in the roster), {absences} absences, today {today}, seed {SEED}",
+        scenario.students.len(),
+        roster.students.len(),
+    );
+    println!(
+        "setup: generate {}, store {}; median of {RUNS} runs:",
+        ms(generated),
+        ms(stored_in)
+    );
+    line("(a) read      Store::load_school", read, "");
+    line(
+        "(b) evaluate  pipeline::evaluate_school",
+        eval,
+        &format!("   ({findings} findings)"),
+    );
+    println!("profile of (b), {} roster students:", roster.students.len());
+    line(
+        "grouping by student (clones every record)",
+        m["grouping"],
+        "",
+    );
+    line("History::build", m["history"], "");
+    line(
+        "  of which Calendar::school_days",
+        m["school_days"],
+        "   (the same list for every student)",
+    );
+    line(
+        "  that list computed once, cloned per student",
+        m["school_days_once"],
+        "",
+    );
+    line(
+        "rules::evaluate_student (History + 12 rules)",
+        m["student"],
+        "",
+    );
+    line(
+        "  => the 12 rules together",
+        m["student"].saturating_sub(m["history"]),
+        "",
+    );
+    line(
+        "    of which the consecutive_days walk",
+        m["walk"],
+        "   (replica: is_absence_day on every school day)",
+    );
+    line(
+        "  => evaluate_school beyond evaluate_student",
+        eval.saturating_sub(m["student"]),
+        "   (grouping, Calendar::new, sorting)",
+    );
+    let ratio = eval.as_secs_f64() / read.as_secs_f64();
+    if eval < read {
+        println!("evaluation is faster than reading: yes ({ratio:.2}x the read time)");
+    } else {
+        println!("evaluation is faster than reading: no ({ratio:.2}x the read time)");
+    }
+}
