@@ -142,69 +142,32 @@ fn main() {
         ));
         time("evaluate", started);
 
-        // The pieces of (b), one after another.
-        // 1. Grouping by student with a clone of every record, as evaluate_school does.
-        let started = Instant::now();
-        let mut by_student: BTreeMap<&StudentId, Vec<Absence>> = BTreeMap::new();
-        for a in &snapshot.absences {
-            by_student.entry(&a.student).or_default().push(a.clone());
-        }
+        // The pieces of (b): the store lists absences by student, so grouping borrows slices.
+        let by_student: BTreeMap<&StudentId, &[Absence]> = snapshot
+            .absences
+            .chunk_by(|a, b| a.student == b.student)
+            .map(|chunk| (&chunk[0].student, chunk))
+            .collect();
         let groups: Vec<(&StudentId, &[Absence])> = snapshot
             .roster
             .students
             .iter()
-            .map(|s| {
-                let list = by_student.get(&s.id).map(Vec::as_slice).unwrap_or_default();
-                (&s.id, list)
-            })
+            .map(|s| (&s.id, by_student.get(&s.id).copied().unwrap_or_default()))
             .collect();
-        black_box(&groups);
-        time("grouping", started);
 
-        // 2. History::build for every student.
+        // 1. History::build for every student.
         let started = Instant::now();
         for (id, list) in &groups {
             black_box(History::build(id, list, &calendar, &school.rules, today));
         }
         time("history", started);
 
-        // 3. evaluate_student (History::build and the 12 rules) for every student.
+        // 2. evaluate_student (History::build and the 12 rules) for every student.
         let started = Instant::now();
         for (id, list) in &groups {
             black_box(evaluate_student(id, list, &calendar, &school.rules, today));
         }
         time("student", started);
-
-        // 4. A replica of consecutive_days' walk (a map lookup on every school day up to
-        //    today), the one rule whose work grows with the school days, not the absences.
-        let histories: Vec<History> = groups
-            .iter()
-            .map(|(id, list)| History::build(id, list, &calendar, &school.rules, today))
-            .collect();
-        let started = Instant::now();
-        for h in &histories {
-            let mut run = 0usize;
-            for day in &h.school_days {
-                run = if h.is_absence_day(*day) { run + 1 } else { 0 };
-            }
-            black_box(run);
-        }
-        time("walk", started);
-
-        // 5. The school-day list History::build computes for every student ...
-        let started = Instant::now();
-        for _ in &groups {
-            black_box(calendar.school_days(year.start, today));
-        }
-        time("school_days", started);
-
-        // ... against computing it once and copying it per student.
-        let started = Instant::now();
-        let once = calendar.school_days(year.start, today);
-        for _ in &groups {
-            black_box(once.clone());
-        }
-        time("school_days_once", started);
     }
     let m: BTreeMap<&str, Duration> = runs.into_iter().map(|(k, v)| (k, median(v))).collect();
     let (read, eval) = (m["read"], m["evaluate"]);
@@ -227,22 +190,7 @@ fn main() {
         &format!("   ({findings} findings)"),
     );
     println!("profile of (b), {} roster students:", roster.students.len());
-    line(
-        "grouping by student (clones every record)",
-        m["grouping"],
-        "",
-    );
     line("History::build", m["history"], "");
-    line(
-        "  of which Calendar::school_days",
-        m["school_days"],
-        "   (the same list for every student)",
-    );
-    line(
-        "  that list computed once, cloned per student",
-        m["school_days_once"],
-        "",
-    );
     line(
         "rules::evaluate_student (History + 12 rules)",
         m["student"],
@@ -254,14 +202,9 @@ fn main() {
         "",
     );
     line(
-        "    of which the consecutive_days walk",
-        m["walk"],
-        "   (replica: is_absence_day on every school day)",
-    );
-    line(
         "  => evaluate_school beyond evaluate_student",
         eval.saturating_sub(m["student"]),
-        "   (grouping, Calendar::new, sorting)",
+        "   (grouping, Calendar::new, sorting findings)",
     );
     let ratio = eval.as_secs_f64() / read.as_secs_f64();
     if eval < read {

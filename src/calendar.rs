@@ -114,6 +114,8 @@ pub struct Calendar {
     /// `is_school_day` per day of the school year, from its start: the rules ask this for
     /// every day of every student, so it is computed once.
     school_day: Vec<bool>,
+    /// The school days of the year in order, for the same reason.
+    school_day_list: Vec<NaiveDate>,
 }
 
 impl Calendar {
@@ -161,6 +163,7 @@ impl Calendar {
             half_year_starts: starts,
             periods,
             school_day: Vec::new(),
+            school_day_list: Vec::new(),
         };
         calendar.school_day = year
             .start
@@ -168,7 +171,20 @@ impl Calendar {
             .take_while(|d| *d <= year.end)
             .map(|d| calendar.day_off(d).is_none())
             .collect();
+        calendar.school_day_list = year
+            .start
+            .iter_days()
+            .zip(calendar.school_day.iter())
+            .filter(|(_, school)| **school)
+            .map(|(d, _)| d)
+            .collect();
         calendar
+    }
+
+    /// The school days of the school year up to and including `day`, in order.
+    pub fn school_days_until(&self, day: NaiveDate) -> &[NaiveDate] {
+        let n = self.school_day_list.partition_point(|d| *d <= day);
+        &self.school_day_list[..n]
     }
 
     pub fn school_year(&self) -> SchoolYear {
@@ -201,19 +217,9 @@ impl Calendar {
 
     /// School days from `from` to `to`, both inclusive.
     pub fn school_days(&self, from: NaiveDate, to: NaiveDate) -> Vec<NaiveDate> {
-        let mut out = Vec::new();
-        let mut d = from.max(self.year.start);
-        let last = to.min(self.year.end);
-        while d <= last {
-            if self.is_school_day(d) {
-                out.push(d);
-            }
-            match d.succ_opt() {
-                Some(n) => d = n,
-                None => break,
-            }
-        }
-        out
+        let lo = self.school_day_list.partition_point(|d| *d < from);
+        let hi = self.school_day_list.partition_point(|d| *d <= to);
+        self.school_day_list[lo..hi.max(lo)].to_vec()
     }
 
     /// The last school day before `day`, within the school year.

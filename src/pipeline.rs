@@ -74,15 +74,25 @@ pub fn evaluate_school(
         return Vec::new();
     };
     let calendar = calendar_for(school, year);
-    // Group once, so every student's rules read only that student's entries.
-    let mut by_student: BTreeMap<&crate::model::StudentId, Vec<crate::model::Absence>> =
-        BTreeMap::new();
-    for a in &snapshot.absences {
-        by_student.entry(&a.student).or_default().push(a.clone());
-    }
+    // The store lists absences by student, so each student's rules read only their own slice;
+    // a snapshot built another way is sorted here first.
+    let sorted: std::borrow::Cow<'_, [crate::model::Absence]> = if snapshot
+        .absences
+        .is_sorted_by(|a, b| a.student <= b.student)
+    {
+        std::borrow::Cow::Borrowed(&snapshot.absences)
+    } else {
+        let mut v = snapshot.absences.clone();
+        v.sort_by(|a, b| a.student.cmp(&b.student));
+        std::borrow::Cow::Owned(v)
+    };
+    let by_student: BTreeMap<&crate::model::StudentId, &[crate::model::Absence]> = sorted
+        .chunk_by(|a, b| a.student == b.student)
+        .filter_map(|chunk| Some((&chunk.first()?.student, chunk)))
+        .collect();
     let mut out = Vec::new();
     for s in &snapshot.roster.students {
-        let absences = by_student.get(&s.id).map(Vec::as_slice).unwrap_or_default();
+        let absences = by_student.get(&s.id).copied().unwrap_or_default();
         out.extend(rules::evaluate_student(
             &s.id,
             absences,

@@ -12,33 +12,34 @@ pub fn evaluate(h: &History, _calendar: &Calendar, p: &RuleParams) -> Vec<Findin
     let Some(cutoff) = h.recent_cutoff(RECENT_SCHOOL_DAYS) else {
         return Vec::new();
     };
-    let mut out = Vec::new();
-    let mut run: Vec<NaiveDate> = Vec::new();
-    // Walk the school days in order; a school day without absence ends the run.
-    for day in h
-        .school_days
+    // Each absence day with its position among the school days: a run is a stretch of
+    // consecutive positions. Only the student's absence days are walked, not the whole year.
+    let positions = h
+        .days
         .iter()
-        .copied()
-        .chain(std::iter::once(NaiveDate::MAX))
-    {
-        if day != NaiveDate::MAX && h.is_absence_day(day) {
-            run.push(day);
-            continue;
+        .filter(|(_, r)| r.absence_day)
+        .filter_map(|(d, _)| h.school_days.binary_search(d).ok().map(|i| (i, *d)));
+    let mut runs: Vec<Vec<NaiveDate>> = Vec::new();
+    let mut last_index: Option<usize> = None;
+    for (i, day) in positions {
+        match (last_index, runs.last_mut()) {
+            (Some(prev), Some(run)) if prev + 1 == i => run.push(day),
+            _ => runs.push(vec![day]),
         }
-        if let (Some(first), Some(last)) = (run.first(), run.last())
-            && *last >= cutoff
-            && let Some(severity) = p.consecutive_days.classify(run.len() as f64)
-        {
-            out.push(finding(
+        last_index = Some(i);
+    }
+    runs.into_iter()
+        .filter(|run| run.last().is_some_and(|last| *last >= cutoff))
+        .filter_map(|run| {
+            let severity = p.consecutive_days.classify(run.len() as f64)?;
+            Some(finding(
                 h,
                 ID,
                 severity,
-                date_str(*first),
+                date_str(run[0]),
                 run.len() as u32,
-                run.iter().copied().map(date_str).collect(),
-            ));
-        }
-        run.clear();
-    }
-    out
+                run.into_iter().map(date_str).collect(),
+            ))
+        })
+        .collect()
 }

@@ -8,6 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// Lesson length assumed when no bell schedule is configured.
 const FALLBACK_LESSON_MINUTES: u32 = 45;
+/// Most lessons a school day can have; caps counts built from entries' minutes.
+const MAX_LESSONS_PER_DAY: u32 = 16;
 /// Absence-day threshold when no bell schedule is configured (half of six lessons).
 const FALLBACK_DAY_MIN_LESSONS: u32 = 3;
 
@@ -38,26 +40,25 @@ pub struct DayRecord {
 
 /// A student's history up to the evaluation day.
 #[derive(Debug, Clone)]
-pub struct History {
+pub struct History<'c> {
     pub student: StudentId,
     pub today: NaiveDate,
     /// School days from the school year's start up to and including `today`.
-    pub school_days: Vec<NaiveDate>,
+    pub school_days: &'c [NaiveDate],
     /// Days with any entry; only school days up to `today`. Entries on weekends, holidays,
     /// outside the school year or in the future are ignored.
     pub days: BTreeMap<NaiveDate, DayRecord>,
 }
 
-impl History {
+impl<'c> History<'c> {
     pub fn build(
         student: &StudentId,
         absences: &[Absence],
-        calendar: &Calendar,
+        calendar: &'c Calendar,
         params: &RuleParams,
         today: NaiveDate,
-    ) -> History {
-        let year = calendar.school_year();
-        let school_days = calendar.school_days(year.start, today);
+    ) -> History<'c> {
+        let school_days = calendar.school_days_until(today);
         let with_schedule = !calendar.periods().is_empty();
         let min_lessons = match params.absence_day_min_lessons {
             0 if with_schedule => (calendar.periods().len() as u32).div_ceil(2),
@@ -119,10 +120,15 @@ impl History {
                         if let Some(subject) = &a.subject {
                             entry.subjects.entry(subject.clone()).or_default();
                         }
-                        let n = a.minutes.div_ceil(FALLBACK_LESSON_MINUTES).max(1);
-                        entry.missed_count += n;
+                        // A register entry never spans more than a school day's lessons.
+                        let n = a
+                            .minutes
+                            .div_ceil(FALLBACK_LESSON_MINUTES)
+                            .clamp(1, MAX_LESSONS_PER_DAY);
+                        entry.missed_count = (entry.missed_count + n).min(MAX_LESSONS_PER_DAY);
                         if unexcused {
-                            entry.unexcused_count += n;
+                            entry.unexcused_count =
+                                (entry.unexcused_count + n).min(MAX_LESSONS_PER_DAY);
                         }
                     }
                 }
@@ -131,7 +137,9 @@ impl History {
 
         let days = acc
             .into_iter()
-            .map(|(day, a)| {
+            .map(|(day, mut a)| {
+                // Evidence must not depend on the order the server listed the entries in.
+                a.delay_minutes.sort_unstable();
                 let (missed, unexcused) = if with_schedule {
                     (a.missed.len() as u32, a.unexcused.len() as u32)
                 } else {

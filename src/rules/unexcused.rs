@@ -19,7 +19,7 @@ pub fn evaluate(h: &History, calendar: &Calendar, p: &RuleParams) -> Option<Find
         if rec.unexcused_lessons == 0 {
             continue;
         }
-        lessons += rec.unexcused_lessons;
+        lessons = lessons.saturating_add(rec.unexcused_lessons);
         if rec.unexcused_day {
             days += 1;
             evidence.push(date.format("%Y-%m-%d").to_string());

@@ -35,7 +35,7 @@ pub struct SchoolState {
 pub struct SchoolSnapshot {
     pub state: SchoolState,
     pub roster: Roster,
-    /// Sorted by start time.
+    /// Sorted by student, then by start time.
     pub absences: Vec<Absence>,
 }
 
@@ -157,7 +157,12 @@ impl Store {
                 students: students.into_iter().map(|(_, v)| v).collect(),
                 teachers: teachers.into_iter().map(|(_, v)| v).collect(),
             },
-            absences: absences.into_iter().map(|(_, v)| v).collect(),
+            absences: {
+                let mut list: Vec<Absence> = absences.into_iter().map(|(_, v)| v).collect();
+                // Stored in start order; stable sort keeps it within each student.
+                list.sort_by(|a, b| a.student.cmp(&b.student));
+                list
+            },
         })
     }
 
