@@ -407,6 +407,8 @@ struct FindingJson<'a> {
     period: &'a str,
     value: u32,
     evidence: &'a [String],
+    /// Muted by a silence: found, but no mail names it.
+    silenced: bool,
 }
 
 #[derive(serde::Serialize)]
@@ -428,17 +430,18 @@ async fn evaluate(
     let mut all = Vec::new();
     for s in schools {
         let id = s.id.to_string();
-        let snapshot = store
-            .blocking(move |st| st.load_school(&id))
+        let (snapshot, silences) = store
+            .blocking(move |st| Ok((st.load_school(&id)?, st.silences(&id)?)))
             .await
             .map_err(|e| e.to_string())?;
         let today = at.unwrap_or_else(|| Utc::now().with_timezone(&s.timezone).date_naive());
         let (findings, _) =
             crate::alerts::inhibit(&s.id, pipeline::evaluate_school(&snapshot, s, today));
-        rows.push((s, snapshot, findings));
+        rows.push((s, snapshot, silences, today, findings));
     }
-    for (s, snapshot, findings) in &rows {
+    for (s, snapshot, silences, today, findings) in &rows {
         let dir = crate::alerts::Directory::new(&snapshot.roster);
+        let active = crate::alerts::ActiveSilences::new(&s.id, silences, *today);
         for f in findings {
             all.push(FindingJson {
                 school: s.id.as_str(),
@@ -452,6 +455,7 @@ async fn evaluate(
                 period: &f.period,
                 value: f.value,
                 evidence: &f.evidence,
+                silenced: active.mutes(&crate::alerts::key_of(&s.id, f)),
             });
         }
     }
@@ -468,8 +472,9 @@ async fn evaluate(
                 f.student.name.clone()
             };
             println!(
-                "{:<8} {:<20} {:<5} {:<28} {:<20} {:>4}  {}",
+                "{:<8}{} {:<20} {:<5} {:<28} {:<20} {:>4}  {}",
                 f.severity,
+                if f.silenced { " (muted)" } else { "" },
                 f.rule,
                 f.student.klasse.as_deref().unwrap_or("-"),
                 name,

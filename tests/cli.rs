@@ -100,6 +100,32 @@ async fn sync_evaluate_and_preview_against_the_simulator() {
     let findings: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert!(!findings.is_empty());
 
+    // A silence shows in evaluate as muted, for that student only.
+    let muted = findings[0]["student"]["id"].as_str().unwrap().to_string();
+    let out = run(
+        &config,
+        &[
+            "silence",
+            "add",
+            "--school",
+            "gym-cli",
+            "--student",
+            &muted,
+            "--until",
+            "2099-01-01",
+            "--reason",
+            "Hilfeplan läuft",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run(&config, &["evaluate", "--json", "--at", &at]);
+    let after: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(after.len(), findings.len());
+    for f in &after {
+        let is_muted = f["student"]["id"] == muted.as_str();
+        assert_eq!(f["silenced"], is_muted, "{f}");
+    }
+
     // The digest preview for a class teacher with findings in their Klasse.
     let klasse = findings[0]["student"]["klasse"].as_str().unwrap();
     let k = scenario.klassen.iter().find(|k| k.name == klasse).unwrap();

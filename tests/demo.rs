@@ -135,13 +135,7 @@ fn demo_writes_mails_and_evaluate_finds_every_planted_pattern() {
             }
         }
     }
-    for rule in [
-        "consecutive_days",
-        "absence_rate",
-        "unexcused",
-        "same_weekday",
-        "days_per_half_year",
-    ] {
+    for rule in fehlzeiten::rules::RULE_IDS {
         assert!(planted_rules.contains(rule), "no planted case for {rule}");
     }
     assert!(
