@@ -1,16 +1,24 @@
 //! Planting absences: every student gets a pattern from one table row and a ground-truth entry.
 //!
-//! Planted rows cross a rule's default threshold clearly (at warning and at critical), near-miss
-//! rows stay just below warning, ordinary students are sporadically ill or clean. A row is a
-//! plain function on a [`DayPlan`](plan::DayPlan), so a new rule needs one function and one
-//! table line. [`plan`] holds the placing machinery, [`rows`] the row functions.
+//! Planted rows cross a rule's default threshold clearly, at every severity the rule reports by
+//! default (watch, warning, critical), recent enough to be active on the reference day; near-miss
+//! rows stay just below warning; ordinary students are sporadically ill or clean. A row is a
+//! plain function on a [`DayPlan`](plan::DayPlan) plus what it [`Need`]s from the calendar, so a
+//! new rule needs one function and one table line. [`plan`] holds the placing machinery,
+//! [`rows`] the row functions.
 //!
-//! How the harmless categories stay harmless under the default rules (the ground-truth test
-//! checks it): their absence days come in episodes of one or two school days with at least two
-//! present school days between episodes (no run of 3), single-day episodes never fall on the
-//! same weekday in consecutive school weeks (no `same_weekday` chain), full days are excused or
-//! pending (no unexcused days), and the number of absence days stays below 10 % of the school
-//! days so far and below 11 in the half-year.
+//! How the harmless categories (near miss, illness, clean) stay below warning under the default
+//! rules (the ground-truth tests check it against the real rules):
+//! - Absence days: episodes of one or two school days with at least two present school days
+//!   between them, and a guard ([`Ctx::quiet`](plan::Ctx::quiet)) that refuses any day after
+//!   which a rule counting absence days would reach warning: absence rate, days per half-year,
+//!   early year, runs, same-weekday chains, days next to weekends, and the rising trend. The
+//!   last one is why a harmless student with absences in the last four weeks has some in the
+//!   weeks before as well: two sick days in a month after a clean term are a rising trend.
+//! - Excuses: full days are excused, or pending only in the last three school days.
+//! - Partial days and late arrivals: at most two days with an edge lesson missed in four weeks,
+//!   a subject missed on at most two days in six weeks, at most four late arrivals in four weeks,
+//!   fewer than 15 unexcused lessons in the half-year.
 
 mod plan;
 mod rows;
@@ -24,7 +32,7 @@ use crate::calendar::Calendar;
 use crate::config::Period;
 use crate::model::{Absence, AbsenceKind, Severity, StudentId};
 use chrono::{Duration, NaiveDate, NaiveDateTime};
-use plan::{Ctx, DayPlan, Entry};
+use plan::{Ctx, DayPlan, Entry, RISING_MIN_BASELINE_DAYS, RISING_MIN_RECENT_DAYS};
 use rand::Rng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -61,6 +69,7 @@ pub struct PlantedCase {
 pub(super) struct Planting {
     pub absences: Vec<Absence>,
     pub cases: Vec<PlantedCase>,
+    pub skipped: Vec<SkippedPlant>,
 }
 
 /// One set of planted and near-miss students per this many students.
@@ -86,100 +95,353 @@ fn outcome(description: String, expected: &[(&str, Severity)]) -> Option<Outcome
 
 type PlantFn = fn(&mut ChaCha8Rng, &Ctx, &mut DayPlan) -> Option<Outcome>;
 
+/// What a row needs from the calendar on the reference day. Some rules cannot show on every
+/// day: `early_year` is evaluated only early in the school year, `rising_trend` needs weeks of
+/// history, and a count in the last weeks needs that many school days in them (not so right after
+/// the summer or Christmas holidays). A row whose need fails is not planted and is listed in
+/// [`Scenario::skipped`](super::Scenario::skipped) instead; a row that is planted must hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Need {
+    /// Plantable on every reference day the scenario chooses.
+    Always,
+    /// The school year has at most twice `early_year`'s counted school days behind it (the rule
+    /// is silent afterwards).
+    EarlyYear,
+    /// `rising_trend` compares: 10 school days in its recent weeks, 20 in the weeks before.
+    RisingTrend,
+    /// At least `school_days` school days in the last `weeks` weeks.
+    Window { weeks: u32, school_days: usize },
+    /// A harmless student can have `days` absence days in `rising_trend`'s recent weeks: with
+    /// few school days in them (after the autumn holidays), two sick days are a rising trend
+    /// unless the weeks before had some too, and early in the year those would already make a
+    /// 10 % absence rate.
+    QuietRecent { days: usize },
+}
+
+impl Need {
+    /// Why the need fails on the context's reference day; `None` if it holds.
+    fn unmet(&self, ctx: &Ctx) -> Option<String> {
+        match *self {
+            Need::Always => None,
+            Need::EarlyYear => ctx.early_year().is_none().then(|| {
+                format!(
+                    "early_year counts only while the school year has at most {} school days; it has {}",
+                    2 * ctx.params.early_year.school_days,
+                    ctx.school_days()
+                )
+            }),
+            Need::RisingTrend => ctx.trend.is_none().then(|| {
+                let rt = ctx.params.rising_trend;
+                let recent = ctx.weeks(rt.recent_weeks);
+                format!(
+                    "rising_trend needs {RISING_MIN_RECENT_DAYS} school days in the last {} weeks and {RISING_MIN_BASELINE_DAYS} in the {} weeks before; there are {} and {}",
+                    rt.recent_weeks,
+                    rt.baseline_weeks,
+                    recent.len(),
+                    ctx.weeks(rt.recent_weeks + rt.baseline_weeks).len() - recent.len()
+                )
+            }),
+            Need::QuietRecent { days } => {
+                let w = ctx.trend.as_ref()?;
+                let limit = ctx.below_ten_percent().min(10);
+                let fits = (0..=w.baseline.len())
+                    .find(|b| ctx.trend_quiet(days, *b))
+                    .is_some_and(|b| days + b <= limit);
+                (!fits).then(|| {
+                    format!(
+                        "{days} absence days in the {} school days of rising_trend's recent weeks need so many before them ({} school days) that the absence rate would reach 10 % ({} school days so far)",
+                        w.recent.len(),
+                        w.baseline.len(),
+                        ctx.school_days()
+                    )
+                })
+            }
+            Need::Window { weeks, school_days } => {
+                let have = ctx.weeks(weeks).len();
+                (have < school_days).then(|| {
+                    format!(
+                        "needs {school_days} school days in the last {weeks} weeks; there are {have}"
+                    )
+                })
+            }
+        }
+    }
+}
+
+/// A table row that was not planted on this reference day, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SkippedPlant {
+    /// The row's key, e.g. `early_year/warning`.
+    pub plant: &'static str,
+    pub need: Need,
+    pub reason: String,
+}
+
 /// One row of the planting table.
 struct Plant {
     key: &'static str,
     category: Category,
+    need: Need,
     plant: PlantFn,
 }
 
-/// Planted patterns, one student each per plant set. Add a rule: add its rows here.
+/// Planted patterns, one student each per plant set. Add a rule: add its rows here. Every rule
+/// has a row per severity it reports by default and a near miss.
 const PLANTED: &[Plant] = &[
+    Plant {
+        key: "days_per_half_year/watch",
+        category: Category::Planted,
+        need: Need::Always,
+        plant: days_half_watch,
+    },
     Plant {
         key: "days_per_half_year/warning",
         category: Category::Planted,
+        need: Need::Always,
         plant: days_half_warning,
     },
     Plant {
         key: "days_per_half_year/critical",
         category: Category::Planted,
+        need: Need::Always,
         plant: days_half_critical,
+    },
+    Plant {
+        key: "absence_rate/watch",
+        category: Category::Planted,
+        need: Need::Always,
+        plant: rate_watch,
     },
     Plant {
         key: "absence_rate/warning",
         category: Category::Planted,
+        need: Need::Always,
         plant: rate_warning,
     },
     Plant {
         key: "absence_rate/critical",
         category: Category::Planted,
+        need: Need::Always,
         plant: rate_critical,
     },
     Plant {
         key: "consecutive_days/warning",
         category: Category::Planted,
+        need: Need::Always,
         plant: consecutive_warning,
     },
     Plant {
         key: "consecutive_days/critical",
         category: Category::Planted,
+        need: Need::Always,
         plant: consecutive_critical,
     },
     Plant {
         key: "unexcused/warning-days",
         category: Category::Planted,
+        need: Need::Always,
         plant: unexcused_warning_days,
     },
     Plant {
         key: "unexcused/warning-lessons",
         category: Category::Planted,
+        need: Need::Always,
         plant: unexcused_warning_lessons,
     },
     Plant {
         key: "unexcused/critical",
         category: Category::Planted,
+        need: Need::Always,
         plant: unexcused_critical,
+    },
+    Plant {
+        key: "pending_excuse/warning",
+        category: Category::Planted,
+        need: Need::Always,
+        plant: pending_warning,
     },
     Plant {
         key: "same_weekday/warning",
         category: Category::Planted,
+        need: Need::Always,
         plant: same_weekday_warning,
     },
     Plant {
         key: "same_weekday/critical",
         category: Category::Planted,
+        need: Need::Always,
         plant: same_weekday_critical,
+    },
+    Plant {
+        key: "around_weekend_holiday/warning",
+        category: Category::Planted,
+        need: Need::Always,
+        plant: around_warning,
+    },
+    Plant {
+        key: "edge_lessons/warning",
+        category: Category::Planted,
+        need: Need::Window {
+            weeks: 4,
+            school_days: EDGE_WARNING,
+        },
+        plant: edge_warning,
+    },
+    Plant {
+        key: "edge_lessons/critical",
+        category: Category::Planted,
+        need: Need::Window {
+            weeks: 4,
+            school_days: EDGE_CRITICAL,
+        },
+        plant: edge_critical,
+    },
+    Plant {
+        key: "subject_avoidance/warning",
+        category: Category::Planted,
+        need: Need::Window {
+            weeks: 6,
+            school_days: 10,
+        },
+        plant: subject_warning,
+    },
+    Plant {
+        key: "subject_avoidance/critical",
+        category: Category::Planted,
+        need: Need::Window {
+            weeks: 6,
+            school_days: 15,
+        },
+        plant: subject_critical,
+    },
+    Plant {
+        key: "lateness/warning",
+        category: Category::Planted,
+        need: Need::Window {
+            weeks: 4,
+            school_days: LATE_WARNING,
+        },
+        plant: lateness_warning,
+    },
+    Plant {
+        key: "lateness/critical",
+        category: Category::Planted,
+        need: Need::Window {
+            weeks: 4,
+            school_days: LATE_CRITICAL,
+        },
+        plant: lateness_critical,
+    },
+    Plant {
+        key: "early_year/watch",
+        category: Category::Planted,
+        need: Need::EarlyYear,
+        plant: early_watch,
+    },
+    Plant {
+        key: "early_year/warning",
+        category: Category::Planted,
+        need: Need::EarlyYear,
+        plant: early_warning,
+    },
+    Plant {
+        key: "rising_trend/warning",
+        category: Category::Planted,
+        need: Need::RisingTrend,
+        plant: rising_warning,
     },
     Plant {
         key: "days_per_half_year/near-miss",
         category: Category::NearMiss,
+        need: Need::Always,
         plant: days_half_near,
     },
     Plant {
         key: "absence_rate/near-miss",
         category: Category::NearMiss,
+        need: Need::Always,
         plant: rate_near,
     },
     Plant {
         key: "consecutive_days/near-miss",
         category: Category::NearMiss,
+        need: Need::QuietRecent { days: 2 },
         plant: consecutive_near,
     },
     Plant {
         key: "unexcused/near-miss",
         category: Category::NearMiss,
+        need: Need::Always,
         plant: unexcused_near,
+    },
+    Plant {
+        key: "pending_excuse/near-miss",
+        category: Category::NearMiss,
+        need: Need::Always,
+        plant: pending_near,
     },
     Plant {
         key: "same_weekday/near-miss",
         category: Category::NearMiss,
+        need: Need::QuietRecent { days: 2 },
         plant: same_weekday_near,
+    },
+    Plant {
+        key: "around_weekend_holiday/near-miss",
+        category: Category::NearMiss,
+        need: Need::Always,
+        plant: around_near,
+    },
+    Plant {
+        key: "edge_lessons/near-miss",
+        category: Category::NearMiss,
+        need: Need::Window {
+            weeks: 4,
+            school_days: EDGE_NEAR,
+        },
+        plant: edge_near,
+    },
+    Plant {
+        key: "subject_avoidance/near-miss",
+        category: Category::NearMiss,
+        need: Need::Window {
+            weeks: 6,
+            school_days: 5,
+        },
+        plant: subject_near,
+    },
+    Plant {
+        key: "lateness/near-miss",
+        category: Category::NearMiss,
+        need: Need::Window {
+            weeks: 4,
+            school_days: LATE_NEAR,
+        },
+        plant: lateness_near,
+    },
+    Plant {
+        key: "early_year/near-miss",
+        category: Category::NearMiss,
+        need: Need::EarlyYear,
+        plant: early_near,
+    },
+    Plant {
+        key: "rising_trend/near-miss",
+        category: Category::NearMiss,
+        need: Need::RisingTrend,
+        plant: rising_near,
     },
 ];
 
 /// The plant key whose student has no WebUntis account in larger schools (a critical case that
 /// the mails must show as "Schüler/in (ID …)").
 const UNLISTED_PLANT: &str = "unexcused/critical";
+
+/// The table's keys in order: the rows a school of any size plants, before needs are checked.
+pub fn plant_keys() -> impl Iterator<Item = &'static str> {
+    PLANTED.iter().map(|p| p.key)
+}
 
 /// The class-register records of one planned entry.
 fn records(
@@ -275,18 +537,7 @@ pub(super) fn plant_school(
     klassen: &[SimKlasse],
     students: &mut [SimStudent],
 ) -> Planting {
-    let year = cal.school_year();
-    let days = cal.school_days(year.start, today);
-    let half_start_day = cal.half_year(today).map_or(year.start, |h| h.start);
-    let half_start = days
-        .iter()
-        .position(|d| *d >= half_start_day)
-        .unwrap_or(days.len());
-    let ctx = Ctx {
-        cal,
-        days,
-        half_start,
-    };
+    let ctx = Ctx::new(cal, today, bell_schedule());
 
     let count = students.len();
     let sets = ((count + STUDENTS_PER_PLANT_SET / 2) / STUDENTS_PER_PLANT_SET).max(1);
@@ -301,7 +552,21 @@ pub(super) fn plant_school(
         expected: Vec<(String, Severity)>,
     }
     let mut planned: Vec<Option<Planned>> = (0..count).map(|_| None).collect();
-    let rows: Vec<&Plant> = (0..sets).flat_map(|_| PLANTED.iter()).collect();
+    // Rows the reference day cannot show are skipped, loudly: they go into the ground truth's
+    // list of skipped plants rather than onto a student.
+    let mut skipped = Vec::new();
+    let mut applicable = Vec::new();
+    for row in PLANTED {
+        match row.need.unmet(&ctx) {
+            Some(reason) => skipped.push(SkippedPlant {
+                plant: row.key,
+                need: row.need,
+                reason,
+            }),
+            None => applicable.push(row),
+        }
+    }
+    let rows: Vec<&Plant> = (0..sets).flat_map(|_| applicable.iter().copied()).collect();
     for (pos, student_idx) in order.iter().copied().enumerate() {
         let Some(klasse) = students
             .get(student_idx)
@@ -404,5 +669,9 @@ pub(super) fn plant_school(
             expected: p.expected,
         });
     }
-    Planting { absences, cases }
+    Planting {
+        absences,
+        cases,
+        skipped,
+    }
 }
