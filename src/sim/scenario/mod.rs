@@ -8,9 +8,11 @@
 
 mod names;
 mod plant;
+mod quality;
 mod school;
 
 pub use plant::{Category, Need, PlantedCase, SkippedPlant, plant_keys};
+pub use quality::{RuleQuality, rule_quality};
 pub use school::{LESSON_MINUTES, STATE, bell_schedule, nw_holidays, school_year_containing};
 
 use crate::calendar::Calendar;
