@@ -8,9 +8,11 @@
 
 mod names;
 mod plant;
+mod quality;
 mod school;
 
-pub use plant::{Category, PlantedCase};
+pub use plant::{Category, Need, PlantedCase, SkippedPlant, plant_keys};
+pub use quality::{RuleQuality, rule_quality};
 pub use school::{LESSON_MINUTES, STATE, bell_schedule, nw_holidays, school_year_containing};
 
 use crate::calendar::Calendar;
@@ -21,8 +23,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 /// School days the reference day's school year must have behind it; fewer and the scenario
-/// moves to the end of the previous school year, so a demo always has history.
-pub const MIN_SCHOOL_DAYS: usize = 40;
+/// moves to the end of the previous school year, so a demo always has history. Not more: while
+/// the school year has at most 40 school days, `early_year` is evaluated, and only then can it
+/// be planted (see [`Need::EarlyYear`]).
+pub const MIN_SCHOOL_DAYS: usize = 30;
 /// School days the reference day's half-year must have behind it, so that half-year rules
 /// (21 absence days for critical) can be planted; fewer and the scenario moves to the last
 /// school day of the first half-year.
@@ -62,6 +66,9 @@ pub struct Scenario {
     pub absences: Vec<Absence>,
     /// Ground truth, one entry per student.
     pub planted: Vec<PlantedCase>,
+    /// Table rows the reference day cannot show (e.g. `early_year` late in the school year),
+    /// with the reason; no student has them.
+    pub skipped: Vec<SkippedPlant>,
 }
 
 /// A Klasse (homeroom class) with its weekly timetable.
@@ -218,6 +225,7 @@ impl Scenario {
             courses: roster.courses,
             absences: planting.absences,
             planted: planting.cases,
+            skipped: planting.skipped,
         }
     }
 
