@@ -13,6 +13,7 @@ use crate::mail::{RenderedMail, Transport};
 use crate::model::{SchoolId, Severity};
 use crate::pipeline::{self, RunOptions};
 use crate::rules::RuleParams;
+use crate::sim::scenario::{RuleQuality, rule_quality};
 use crate::sim::server::{SnippetSchool, config_snippet};
 use crate::sim::{self, Scenario, SimConfig};
 use crate::store::Store;
@@ -183,7 +184,29 @@ fn html_escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn index_html(mails: &[(String, RenderedMail)], summary: &str, today: NaiveDate) -> String {
+fn percent(x: Option<f64>) -> String {
+    x.map_or("–".to_string(), |v| format!("{:.0} %", v * 100.0))
+}
+
+fn index_html(
+    mails: &[(String, RenderedMail)],
+    quality: &[RuleQuality],
+    summary: &str,
+    today: NaiveDate,
+) -> String {
+    let mut rules = String::new();
+    for q in quality {
+        let _ = writeln!(
+            rules,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            q.rule,
+            q.planted,
+            q.found_planted,
+            q.false_positives,
+            percent(q.recall),
+            percent(q.precision)
+        );
+    }
     let mut rows = String::new();
     for (kind, m) in mails {
         let label = if kind == "alert" {
@@ -211,6 +234,11 @@ pre{{background:#f6f6f6;padding:1em;white-space:pre-wrap}}</style></head>
 <p>Simulierte Schule, Stichtag {today}. Alle Namen sind erfunden. Diese Mails hätte das System verschickt:</p>
 <table><tr><th>Art</th><th>An</th><th>Betreff</th><th>Schüler/innen</th><th>Mail</th></tr>
 {rows}</table>
+<h2>Wie gut die Regeln treffen</h2>
+<p>Der Simulator weiß, welche Muster er eingebaut hat. Gefunden = mit der erwarteten Stufe erkannt;
+Fehlalarme = Warnung oder höher bei Schüler/innen ohne dieses Muster.</p>
+<table><tr><th>Regel</th><th>eingebaut</th><th>gefunden</th><th>Fehlalarme</th><th>Recall</th><th>Präzision</th></tr>
+{rules}</table>
 <h2>Zusammenfassung</h2><pre>{}</pre>
 </body></html>
 "#,
@@ -246,8 +274,15 @@ pub async fn run(opts: DemoOptions) -> Result<String, String> {
     )
     .map_err(|e| format!("cannot write the demo config: {e}"))?;
     write_secret(&opts.out.join("untis.secret"), &sim_config.password)?;
-    let ground_truth =
-        serde_json::to_string_pretty(&scenario.planted).map_err(|e| e.to_string())?;
+    let skipped: Vec<serde_json::Value> = scenario
+        .skipped
+        .iter()
+        .map(|k| serde_json::json!({"plant": k.plant, "reason": k.reason}))
+        .collect();
+    let ground_truth = serde_json::to_string_pretty(
+        &serde_json::json!({"planted": scenario.planted, "skipped": skipped}),
+    )
+    .map_err(|e| e.to_string())?;
     std::fs::write(opts.out.join("ground-truth.json"), ground_truth)
         .map_err(|e| format!("cannot write ground-truth.json: {e}"))?;
 
@@ -274,6 +309,16 @@ pub async fn run(opts: DemoOptions) -> Result<String, String> {
     .map_err(|e| e.to_string())?;
     let pipeline_time = sync_started.elapsed();
     sim.shutdown().await;
+
+    // The scenario knows what it planted: score the rules against it.
+    let snapshot = store.load_school(SCHOOL_ID).map_err(|e| e.to_string())?;
+    let findings = pipeline::evaluate_school(&snapshot, school, scenario.today);
+    let quality = rule_quality(&scenario, &findings);
+    std::fs::write(
+        opts.out.join("rule-quality.json"),
+        serde_json::to_string_pretty(&quality).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| format!("cannot write rule-quality.json: {e}"))?;
 
     for (_, m) in &report.mails {
         let path = opts.out.join("mails").join(format!("{}.html", m.id));
@@ -313,6 +358,13 @@ pub async fn run(opts: DemoOptions) -> Result<String, String> {
         "  mails:    {} immediate alerts to social workers, {} weekly digests to class teachers (delivered {}, failed {})",
         report.immediate_mails, report.digest_mails, report.delivery.sent, report.delivery.failed
     );
+    let planted: usize = quality.iter().map(|q| q.planted).sum();
+    let found: usize = quality.iter().map(|q| q.found_planted).sum();
+    let false_positives: usize = quality.iter().map(|q| q.false_positives).sum();
+    let _ = writeln!(
+        summary,
+        "  rules:    {found} of {planted} planted patterns found, {false_positives} false alarms at warning or above (per rule: rule-quality.json)"
+    );
     let _ = writeln!(
         summary,
         "  time:     {:.2} s for sync, rules and mail ({:.2} s in all)",
@@ -321,7 +373,7 @@ pub async fn run(opts: DemoOptions) -> Result<String, String> {
     );
     std::fs::write(
         opts.out.join("index.html"),
-        index_html(&report.mails, &summary, scenario.today),
+        index_html(&report.mails, &quality, &summary, scenario.today),
     )
     .map_err(|e| format!("cannot write index.html: {e}"))?;
     let _ = writeln!(
