@@ -236,6 +236,8 @@ struct Labels {
     klasse: &'static str,
     calendar: &'static str,
     legend: &'static str,
+    /// Mon..Fri column heads of the calendar strip.
+    weekdays: Vec<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -281,6 +283,16 @@ fn labels(lang: Language) -> Labels {
         klasse: p.klasse,
         calendar: p.calendar,
         legend: i18n::calendar_legend(lang),
+        weekdays: [
+            chrono::Weekday::Mon,
+            chrono::Weekday::Tue,
+            chrono::Weekday::Wed,
+            chrono::Weekday::Thu,
+            chrono::Weekday::Fri,
+        ]
+        .into_iter()
+        .map(|w| i18n::weekday_short(lang, w))
+        .collect(),
     }
 }
 
