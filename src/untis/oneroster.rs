@@ -22,6 +22,11 @@ pub struct RosterFetch {
     pub roster: Roster,
     /// The latest `dateLastModified` among the records read, as the server wrote it.
     pub watermark: Option<String>,
+    /// Klasse memberships (of students, and primary ones of teachers) whose user was not in
+    /// the user lists. A user deleted while the lists were paged shifts the later pages, so
+    /// the record after it is skipped; its enrollment, read afterwards, still names it. The
+    /// sync keeps such users from the stored roster instead of dropping them for a day.
+    pub missing_members: Vec<Membership>,
 }
 
 /// What changed in the roster after a watermark, already mapped to Klassen, students and
@@ -201,9 +206,11 @@ pub(super) async fn roster(client: &UntisClient) -> Result<RosterFetch, UntisErr
     let watermark = [w2, w3, w4]
         .into_iter()
         .fold(w1, |acc, w| later_watermark(acc, w.as_deref()));
+    let (roster, missing_members) = build_roster(&classes, &students, &teachers, &enrollments);
     Ok(RosterFetch {
-        roster: build_roster(&classes, &students, &teachers, &enrollments),
+        roster,
         watermark,
+        missing_members,
     })
 }
 
@@ -350,7 +357,7 @@ pub(super) fn build_roster(
     students: &[Value],
     teachers: &[Value],
     enrollments: &[Value],
-) -> Roster {
+) -> (Roster, Vec<Membership>) {
     let mut klassen: BTreeMap<String, Klasse> = BTreeMap::new();
     for c in classes.iter().filter(|c| active(c)) {
         if let Some(k) = parse_klasse(c) {
@@ -378,6 +385,14 @@ pub(super) fn build_roster(
         }
     }
 
+    // Users the lists named at all, `tobedeleted` ones included: only a user no list named
+    // can have been skipped by a shifted page.
+    let named: HashSet<&str> = students
+        .iter()
+        .chain(teachers)
+        .filter_map(|u| str_field(u, "sourcedId"))
+        .collect();
+    let mut missing = Vec::new();
     for e in enrollments.iter().filter(|e| active(e)) {
         let (Some(user), Some(class)) = (ref_id(e, "user"), ref_id(e, "class")) else {
             warn_skip("enrollment", e, "no user or class reference");
@@ -386,28 +401,41 @@ pub(super) fn build_roster(
         let Some(klasse) = klassen.get_mut(class) else {
             continue; // a scheduled class (lesson), not a Klasse
         };
+        let membership = |kind| Membership {
+            user: user.to_string(),
+            class: class.to_string(),
+            kind,
+            active: true,
+        };
         match str_field(e, "role") {
-            Some("student") => {
-                if let Some(s) = student_list.get_mut(user) {
-                    s.klasse_id = Some(klasse.id.clone());
+            Some("student") => match student_list.get_mut(user) {
+                Some(s) => s.klasse_id = Some(klasse.id.clone()),
+                None if !named.contains(user) => {
+                    missing.push(membership(MembershipKind::Student));
                 }
-            }
-            Some("teacher")
-                if lenient_bool(e.get("primary"))
-                    && teacher_list.contains_key(user)
-                    && !klasse.class_teacher_ids.iter().any(|t| t == user) =>
-            {
-                klasse.class_teacher_ids.push(user.to_string());
+                None => {}
+            },
+            Some("teacher") if lenient_bool(e.get("primary")) => {
+                if !teacher_list.contains_key(user) {
+                    if !named.contains(user) {
+                        missing.push(membership(MembershipKind::ClassTeacher));
+                    }
+                } else if !klasse.class_teacher_ids.iter().any(|t| t == user) {
+                    klasse.class_teacher_ids.push(user.to_string());
+                }
             }
             _ => {}
         }
     }
 
-    Roster {
-        klassen: klassen.into_values().collect(),
-        students: student_list.into_values().collect(),
-        teachers: teacher_list.into_values().collect(),
-    }
+    (
+        Roster {
+            klassen: klassen.into_values().collect(),
+            students: student_list.into_values().collect(),
+            teachers: teacher_list.into_values().collect(),
+        },
+        missing,
+    )
 }
 
 #[cfg(test)]
@@ -437,7 +465,8 @@ mod tests {
             json!({"sourcedId":"e4","user":{"sourcedId":"t2"},"class":{"sourcedId":"c9"},"role":"teacher","primary":true}),
             json!({"sourcedId":"e5"}),
         ];
-        let r = build_roster(&classes, &students, &teachers, &enrollments);
+        let (r, missing) = build_roster(&classes, &students, &teachers, &enrollments);
+        assert!(missing.is_empty(), "{missing:?}");
         assert_eq!(r.klassen.len(), 1);
         assert_eq!(r.klassen[0].name, "7b");
         assert_eq!(r.klassen[0].class_teacher_ids, vec!["t1".to_string()]);
