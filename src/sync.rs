@@ -219,7 +219,8 @@ async fn fetch_and_store(
                 let id = id.clone();
                 store.blocking(move |s| s.load_roster(&id)).await?
             };
-            (keep_unlisted(fetched.roster, &stored), fetched.watermark, 0)
+            let roster = carry_over(fetched.roster, &fetched.missing_members, &stored);
+            (roster, fetched.watermark, 0)
         }
     };
     let renamed_students = promote_unlisted(&mut roster);
@@ -337,9 +338,11 @@ async fn fetch_absences(
         .collect())
 }
 
-/// A full roster plus the stored students known only by WebUntis id: OneRoster never lists
-/// them, and their older absences would otherwise lose their student.
-fn keep_unlisted(mut roster: Roster, stored: &Roster) -> Roster {
+/// A full roster plus what it cannot know but the store does: students known only by WebUntis
+/// id (OneRoster never lists them, and their older absences would lose their student), and
+/// users an enrollment still names but the paged user lists skipped (see
+/// [`crate::untis::RosterFetch::missing_members`]).
+fn carry_over(mut roster: Roster, missing: &[crate::untis::Membership], stored: &Roster) -> Roster {
     let listed: BTreeSet<i64> = roster.students.iter().filter_map(|s| s.untis_id).collect();
     roster.students.extend(
         stored
@@ -349,6 +352,44 @@ fn keep_unlisted(mut roster: Roster, stored: &Roster) -> Roster {
             .filter(|s| s.untis_id.is_none_or(|u| !listed.contains(&u)))
             .cloned(),
     );
+    for m in missing {
+        match m.kind {
+            MembershipKind::Student => {
+                let known = roster.students.iter().any(|s| s.id.0 == m.user);
+                if let Some(s) = stored.students.iter().find(|s| s.id.0 == m.user)
+                    && !known
+                {
+                    log::info!(
+                        "student {} is enrolled but was not listed; keeping the stored record",
+                        m.user
+                    );
+                    roster.students.push(Student {
+                        klasse_id: Some(m.class.clone()),
+                        ..s.clone()
+                    });
+                }
+            }
+            MembershipKind::ClassTeacher => {
+                let Some(t) = stored.teachers.iter().find(|t| t.id == m.user) else {
+                    continue;
+                };
+                if !roster.teachers.iter().any(|x| x.id == t.id) {
+                    log::info!(
+                        "teacher {} is enrolled but was not listed; keeping the stored record",
+                        m.user
+                    );
+                    roster.teachers.push(t.clone());
+                }
+                if let Some(k) = roster.klassen.iter_mut().find(|k| k.id == m.class)
+                    && !k.class_teacher_ids.contains(&m.user)
+                {
+                    k.class_teacher_ids.push(m.user.clone());
+                }
+            }
+        }
+    }
+    roster.students.sort_by(|a, b| a.id.cmp(&b.id));
+    roster.teachers.sort_by(|a, b| a.id.cmp(&b.id));
     roster
 }
 
