@@ -204,6 +204,37 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces a school's roster and the absences inside `window` (inclusive dates) in one
+    /// write transaction, and records the successful sync. Absences outside the window are kept.
+    /// Without a watermark, the next sync reads the whole roster again.
+    pub fn replace_school_data(
+        &self,
+        school: &str,
+        school_year: SchoolYear,
+        roster: &Roster,
+        window: (NaiveDate, NaiveDate),
+        absences: &[Absence],
+        record: SyncRecord,
+    ) -> Result<()> {
+        self.write_sync(
+            school,
+            &SyncWrite {
+                school_year,
+                roster: roster.clone(),
+                renamed_students: Vec::new(),
+                absences: vec![AbsenceReplacement {
+                    from: window.0,
+                    to: window.1,
+                    students: None,
+                    absences: absences.to_vec(),
+                }],
+                roster_watermark: None,
+                full_reconcile: None,
+                record,
+            },
+        )
+    }
+
     /// A school's stored roster (without absences), read in one transaction.
     pub fn load_roster(&self, school: &str) -> Result<Roster> {
         let txn = self.db().begin_read()?;
@@ -325,4 +356,122 @@ fn sync_rows<'a, T: Serialize + 'a>(
         t.insert((school, key.as_str()), bytes.as_slice())?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::model::ExcuseStatus;
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    fn absence(student: &str, day: &str, status: ExcuseStatus) -> Absence {
+        let start = d(day).and_hms_opt(8, 0, 0).unwrap();
+        Absence {
+            student: StudentId(student.into()),
+            start,
+            end: start + chrono::Duration::minutes(45),
+            minutes: 45,
+            subject: None,
+            status,
+            kind: AbsenceKind::Absence,
+        }
+    }
+
+    fn write(parts: Vec<AbsenceReplacement>, renamed: Vec<(StudentId, StudentId)>) -> SyncWrite {
+        SyncWrite {
+            school_year: SchoolYear {
+                start: d("2025-08-01"),
+                end: d("2026-07-31"),
+            },
+            roster: Roster::default(),
+            renamed_students: renamed,
+            absences: parts,
+            roster_watermark: Some("2026-01-01T00:00:00Z".into()),
+            full_reconcile: None,
+            record: SyncRecord {
+                started: String::new(),
+                finished: String::new(),
+                ok: true,
+                error: None,
+                requests: 1,
+            },
+        }
+    }
+
+    fn part(from: &str, to: &str, only: Option<&[&str]>, a: Vec<Absence>) -> AbsenceReplacement {
+        AbsenceReplacement {
+            from: d(from),
+            to: d(to),
+            students: only.map(|ids| ids.iter().map(|s| StudentId(s.to_string())).collect()),
+            absences: a,
+        }
+    }
+
+    #[test]
+    fn replacements_are_scoped_and_renames_move_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let pending = ExcuseStatus::Pending;
+        store
+            .write_sync(
+                "s",
+                &write(
+                    vec![part(
+                        "2025-07-01",
+                        "2026-03-31",
+                        None,
+                        vec![
+                            absence("a", "2025-07-10", pending),
+                            absence("b", "2025-07-11", pending),
+                            absence("untis:9", "2025-09-01", pending),
+                            absence("a", "2026-03-02", pending),
+                        ],
+                    )],
+                    Vec::new(),
+                ),
+            )
+            .unwrap();
+        // Last year's part for `a` only; this year's window empty; untis:9 became `n9`.
+        store
+            .write_sync(
+                "s",
+                &write(
+                    vec![
+                        part("2026-03-01", "2026-03-31", None, Vec::new()),
+                        part(
+                            "2025-07-01",
+                            "2025-07-31",
+                            Some(&["a"]),
+                            vec![absence("a", "2025-07-10", ExcuseStatus::Excused)],
+                        ),
+                    ],
+                    vec![(StudentId("untis:9".into()), StudentId("n9".into()))],
+                ),
+            )
+            .unwrap();
+        let got: Vec<(String, String, ExcuseStatus)> = store
+            .load_school("s")
+            .unwrap()
+            .absences
+            .into_iter()
+            .map(|a| (a.student.0, a.start.date().to_string(), a.status))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("a".into(), "2025-07-10".into(), ExcuseStatus::Excused),
+                ("b".into(), "2025-07-11".into(), pending),
+                ("n9".into(), "2025-09-01".into(), pending),
+            ]
+        );
+        let state = store.school_state("s").unwrap();
+        assert_eq!(
+            state.roster_watermark.as_deref(),
+            Some("2026-01-01T00:00:00Z")
+        );
+    }
 }
