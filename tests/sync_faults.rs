@@ -403,3 +403,54 @@ fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
 }
+
+/// Eight requests in flight when every token is revoked: all get 401, one renewal serves them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_share_one_token_renewal() {
+    let school = sim_school("gym-flight", 10, 200, SimConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &[&school]);
+    let sc = &config.schools[0];
+    let c = client(sc, PAGE);
+    let day = reference_day();
+    let names: Vec<String> = school
+        .scenario
+        .klassen
+        .iter()
+        .take(8)
+        .map(|k| k.name.clone())
+        .collect();
+    assert_eq!(names.len(), 8);
+    c.absences(&names[0], day, day).await.unwrap();
+    assert_eq!(school.sim.token_count(), 1);
+
+    // The first eight answers are held back a moment, so all eight requests are in flight
+    // with the revoked token before the first 401 comes back.
+    school
+        .sim
+        .set_faults(Faults::none().revoke_tokens_at(1).rule(
+            RouteMatch::AbsenceTimes,
+            When::Range { first: 1, count: 8 },
+            FaultAction::Delay(Duration::from_millis(300)),
+        ));
+    let fetch = |n: usize| c.absences(&names[n], day, day);
+    let (r0, r1, r2, r3, r4, r5, r6, r7) = tokio::join!(
+        fetch(0),
+        fetch(1),
+        fetch(2),
+        fetch(3),
+        fetch(4),
+        fetch(5),
+        fetch(6),
+        fetch(7)
+    );
+    for r in [r0, r1, r2, r3, r4, r5, r6, r7] {
+        r.unwrap();
+    }
+    let log = school.sim.requests();
+    let rejected = log.iter().filter(|r| r.status == 401).count();
+    assert_eq!(rejected, 8, "all eight were sent with the revoked token");
+    assert_eq!(school.sim.token_count(), 2, "one renewal for all eight");
+    assert_eq!(c.token_requests(), 2);
+    assert_eq!(c.data_requests(), 1 + 8 + 8);
+}

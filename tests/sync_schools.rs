@@ -155,6 +155,7 @@ async fn school_b_failing_throughout_leaves_school_a_untouched() {
         b_took >= Duration::from_secs(3),
         "B honoured Retry-After: {b_took:?}"
     );
+    eprintln!("school A took {a_took:?}, school B {b_took:?}");
     assert!(a_took < b_took, "A ({a_took:?}) waited for B ({b_took:?})");
 
     // B: failed, stored nothing but the failure, which names the cause.
