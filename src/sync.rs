@@ -24,6 +24,10 @@ pub enum SyncError {
     Untis(#[from] UntisError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(
+        "WebUntis lists no students, but {stored} are stored; the stored roster is kept. Is the platform app's access to the roster still granted, and is the school year set up in WebUntis?"
+    )]
+    EmptyRoster { stored: usize },
 }
 
 /// Whether a sync read the whole roster or only its changes.
@@ -219,6 +223,14 @@ async fn fetch_and_store(
                 let id = id.clone();
                 store.blocking(move |s| s.load_roster(&id)).await?
             };
+            // A roster that empties at once is far likelier a failure in disguise (a permission
+            // taken away, a school year not set up) than a school without students.
+            let listed = |r: &Roster| r.students.iter().filter(|s| !is_unlisted(&s.id)).count();
+            if listed(&fetched.roster) == 0 && listed(&stored) > 0 {
+                return Err(SyncError::EmptyRoster {
+                    stored: listed(&stored),
+                });
+            }
             let roster = carry_over(fetched.roster, &fetched.missing_members, &stored);
             (roster, fetched.watermark, 0)
         }

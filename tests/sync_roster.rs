@@ -368,3 +368,31 @@ async fn the_window_is_split_at_the_school_year_start() {
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].status, ExcuseStatus::Excused);
 }
+
+/// A full reconcile that would empty the roster at once is refused and keeps the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_roster_that_empties_at_once_is_refused() {
+    let school = sim_school("gym-empty", 17, 40, SimConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &[&school]);
+    let sc = &config.schools[0];
+    let id = sc.id.as_str();
+    let store = open_store(&dir.path().join("state"));
+    let (t1, _) = morning(sc);
+    sync_school(&store, sc, &client(sc, PAGE), t1)
+        .await
+        .unwrap();
+    let before = data_dump(&store, id);
+    for s in school.scenario.students.iter().filter(|s| s.has_account) {
+        school.sim.apply_change(&DataChange::Vanish {
+            sourced_id: s.sourced_id.clone(),
+        });
+    }
+    let next_day = at(sc, reference_day() + Duration::days(1), 7, 15);
+    let err = sync_school(&store, sc, &client(sc, PAGE), next_day)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("lists no students"), "{err}");
+    assert_same(&before, &data_dump(&store, id), "refused reconcile");
+}

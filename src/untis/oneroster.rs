@@ -131,12 +131,19 @@ pub(super) async fn fetch_all(
         }
         let path = format!("{ONEROSTER_PATH}{resource}");
         let doc = client.get_json(resource, &path, &query).await?;
+        // An answer without the list is not an empty list: read as one, a full sync would
+        // clear the stored roster because of an error page that happened to be JSON.
         let items = match doc.get(envelope) {
             Some(Value::Array(items)) => items.clone(),
-            Some(Value::Null) | None => Vec::new(),
+            Some(Value::Null) => Vec::new(),
             Some(_) => {
                 return Err(UntisError::Parse(format!(
                     "{resource}: `{envelope}` is not a list"
+                )));
+            }
+            None => {
+                return Err(UntisError::Parse(format!(
+                    "{resource}: the answer has no `{envelope}` list"
                 )));
             }
         };
