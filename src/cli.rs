@@ -5,7 +5,6 @@ use crate::config::{self, Config, DEFAULT_CONFIG_PATH};
 use crate::mail::Transport;
 use crate::pipeline::{self, RunOptions};
 use crate::store::Store;
-use crate::untis::UntisClient;
 use chrono::{NaiveDate, Utc};
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
@@ -342,30 +341,15 @@ async fn sync(config: &Config, school: Option<&str>) -> Result<ExitCode, String>
     let store = open_store(config)?;
     let transport = Transport::from_config(&config.mail).map_err(|e| e.to_string())?;
     let mut failed = Vec::new();
-    for s in schools {
-        let client = match UntisClient::new(&s.untis) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("{}: failed: {e}", s.id);
-                failed.push(s.id.to_string());
-                continue;
-            }
-        };
-        let options = RunOptions {
-            digests: false,
-            deliver: true,
-        };
-        match pipeline::run_school(
-            &store,
-            config,
-            s,
-            Some(&client),
-            &transport,
-            Utc::now(),
-            options,
-        )
-        .await
-        {
+    let options = RunOptions {
+        digests: false,
+        deliver: true,
+    };
+    // All schools at once: one school's failing WebUntis must not hold up the others.
+    let results =
+        pipeline::run_schools(&store, config, &schools, &transport, Utc::now(), options).await;
+    for (s, result) in schools.iter().zip(results) {
+        match result {
             Ok(r) => {
                 let sync = r.sync.as_ref();
                 println!(

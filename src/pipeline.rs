@@ -512,3 +512,62 @@ pub fn students_in(findings: &[Finding], min: Severity) -> BTreeSet<String> {
         .map(|f| f.student.0.clone())
         .collect()
 }
+
+/// Runs several schools at once, each with a WebUntis client of its own (its own token cache),
+/// so one school's failing or slow WebUntis neither stops nor slows the others. Results come
+/// in the order of `schools`.
+pub async fn run_schools(
+    store: &Store,
+    config: &Config,
+    schools: &[&SchoolConfig],
+    transport: &Transport,
+    now: DateTime<Utc>,
+    options: RunOptions,
+) -> Vec<Result<RunReport, PipelineError>> {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::Poll;
+    type Run<'a> = Pin<Box<dyn Future<Output = Result<RunReport, PipelineError>> + Send + 'a>>;
+    let mut runs: Vec<Run<'_>> = schools
+        .iter()
+        .map(|school| -> Run<'_> {
+            Box::pin(async move {
+                let client = UntisClient::new(&school.untis).map_err(|e| PipelineError::Sync {
+                    school: school.id.to_string(),
+                    source: SyncError::Untis(e),
+                })?;
+                run_school(
+                    store,
+                    config,
+                    school,
+                    Some(&client),
+                    transport,
+                    now,
+                    options,
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut results: Vec<Option<Result<RunReport, PipelineError>>> =
+        schools.iter().map(|_| None).collect();
+    // A join of a handful of futures on this task: each wake polls the unfinished ones.
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (run, result) in runs.iter_mut().zip(results.iter_mut()) {
+            if result.is_none() {
+                match run.as_mut().poll(cx) {
+                    Poll::Ready(r) => *result = Some(r),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    results.into_iter().flatten().collect()
+}

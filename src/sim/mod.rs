@@ -9,4 +9,7 @@ pub mod scenario;
 pub mod server;
 
 pub use scenario::{Category, PlantedCase, Scenario};
-pub use server::{Faults, RequestLogEntry, SimConfig, SimHandle, run_standalone, start};
+pub use server::{
+    DataChange, FaultAction, Faults, RequestLogEntry, RetryAfter, RouteMatch, SimConfig, SimHandle,
+    Trigger, When, run_standalone, start,
+};

@@ -14,7 +14,7 @@ mod silences;
 
 pub use audit::AuditEvent;
 pub use outbox::{OutboxEntry, OutboxStatus, OutboxSummary};
-pub use school::{SchoolSnapshot, SchoolState, SyncRecord};
+pub use school::{AbsenceReplacement, SchoolSnapshot, SchoolState, SyncRecord, SyncWrite};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::Serialize;
@@ -48,6 +48,19 @@ pub(crate) const AUDIT: SchoolTable = TableDefinition::new("audit");
 pub(crate) const MARKS: SchoolTable = TableDefinition::new("marks");
 /// Key: (school, silence id).
 pub(crate) const SILENCES: SchoolTable = TableDefinition::new("silences");
+
+/// Every table keyed by school, with its name ([`Store::dump_school`] reads them all).
+pub(crate) const SCHOOL_TABLES: [(&str, SchoolTable); 9] = [
+    ("students", STUDENTS),
+    ("teachers", TEACHERS),
+    ("klassen", KLASSEN),
+    ("absences", ABSENCES),
+    ("school_state", SCHOOL_STATE),
+    ("alerts", ALERTS),
+    ("outbox", OUTBOX),
+    ("audit", AUDIT),
+    ("marks", MARKS),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

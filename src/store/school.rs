@@ -4,10 +4,11 @@ use super::{
     ABSENCES, KLASSEN, Result, SCHOOL_STATE, STUDENTS, Store, TEACHERS, decode, encode,
     read_school_range, school_bounds,
 };
-use crate::model::{Absence, AbsenceKind, Klasse, Roster, SchoolYear, Student, Teacher};
-use chrono::NaiveDate;
+use crate::model::{Absence, AbsenceKind, Klasse, Roster, SchoolYear, Student, StudentId, Teacher};
+use chrono::{DateTime, NaiveDate, Utc};
 use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
 
 const STATE_KEY: &str = "";
 
@@ -28,6 +29,42 @@ pub struct SchoolState {
     pub last_sync: Option<SyncRecord>,
     /// The last successful sync, if any.
     pub last_success: Option<SyncRecord>,
+    /// The latest `dateLastModified` of the roster records read so far, as the server wrote
+    /// it: an incremental sync asks for what changed after it.
+    #[serde(default)]
+    pub roster_watermark: Option<String>,
+    /// When the whole roster was last read (first sync, new school year, nightly reconcile).
+    #[serde(default)]
+    pub last_full_reconcile: Option<DateTime<Utc>>,
+}
+
+/// Everything one successful sync writes, in one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncWrite {
+    pub school_year: SchoolYear,
+    /// The complete roster after the sync; stored rows not in it are removed.
+    pub roster: Roster,
+    /// Students whose id changed (a student known only by WebUntis id got an account): their
+    /// stored absences move to the new id before the windows are replaced.
+    pub renamed_students: Vec<(StudentId, StudentId)>,
+    /// Date ranges whose stored absences are replaced.
+    pub absences: Vec<AbsenceReplacement>,
+    pub roster_watermark: Option<String>,
+    /// Set when this sync read the whole roster.
+    pub full_reconcile: Option<DateTime<Utc>>,
+    pub record: SyncRecord,
+}
+
+/// The absences of `from..=to` (by start day) as read now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AbsenceReplacement {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    /// `None`: every stored entry in the range is replaced. `Some`: only these students'
+    /// entries are; others in the range are kept.
+    pub students: Option<BTreeSet<StudentId>>,
+    /// Entries whose start day lies in the range.
+    pub absences: Vec<Absence>,
 }
 
 /// Everything stored about one school, read in one transaction.
@@ -59,8 +96,117 @@ fn day_key(day: NaiveDate) -> String {
 }
 
 impl Store {
+    /// Writes one sync's result in one write transaction: the roster, moved and replaced
+    /// absences, and the sync state. Rows that did not change are not rewritten. Absences
+    /// outside the replaced ranges are kept.
+    pub fn write_sync(&self, school: &str, w: &SyncWrite) -> Result<()> {
+        let txn = self.db().begin_write()?;
+        {
+            sync_rows(
+                &txn,
+                STUDENTS,
+                school,
+                w.roster.students.iter().map(|s| (s.id.0.clone(), s)),
+            )?;
+            sync_rows(
+                &txn,
+                TEACHERS,
+                school,
+                w.roster.teachers.iter().map(|t| (t.id.clone(), t)),
+            )?;
+            sync_rows(
+                &txn,
+                KLASSEN,
+                school,
+                w.roster.klassen.iter().map(|k| (k.id.clone(), k)),
+            )?;
+
+            let mut t = txn.open_table(ABSENCES)?;
+            if !w.renamed_students.is_empty() {
+                let renames: BTreeMap<&StudentId, &StudentId> = w
+                    .renamed_students
+                    .iter()
+                    .map(|(old, new)| (old, new))
+                    .collect();
+                let (lo, hi) = school_bounds(school);
+                let mut moved = Vec::new();
+                for row in t.range(lo..hi)? {
+                    let (k, v) = row?;
+                    let key = k.value().1.to_string();
+                    let a: Absence = decode(&key, v.value())?;
+                    if let Some(new) = renames.get(&a.student) {
+                        moved.push((
+                            key,
+                            Absence {
+                                student: (*new).clone(),
+                                ..a
+                            },
+                        ));
+                    }
+                }
+                for (old_key, a) in moved {
+                    t.remove((school, old_key.as_str()))?;
+                    t.insert((school, absence_key(&a).as_str()), encode(&a)?.as_slice())?;
+                }
+            }
+            for part in &w.absences {
+                let lo = day_key(part.from);
+                let hi = match part.to.succ_opt() {
+                    Some(d) => day_key(d),
+                    None => "\u{10FFFF}".to_string(),
+                };
+                let mut fresh: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+                for a in &part.absences {
+                    fresh.insert(absence_key(a), encode(a)?);
+                }
+                let mut stale = Vec::new();
+                let mut same = BTreeSet::new();
+                for row in t.range((school, lo.as_str())..(school, hi.as_str()))? {
+                    let (k, v) = row?;
+                    let key = k.value().1.to_string();
+                    if fresh.get(&key).is_some_and(|b| b.as_slice() == v.value()) {
+                        same.insert(key);
+                        continue;
+                    }
+                    let in_scope = match &part.students {
+                        None => true,
+                        Some(ids) => ids.contains(&decode::<Absence>(&key, v.value())?.student),
+                    };
+                    if in_scope {
+                        stale.push(key);
+                    }
+                }
+                for key in &stale {
+                    t.remove((school, key.as_str()))?;
+                }
+                for (key, bytes) in &fresh {
+                    if !same.contains(key) {
+                        t.insert((school, key.as_str()), bytes.as_slice())?;
+                    }
+                }
+            }
+
+            let mut st = txn.open_table(SCHOOL_STATE)?;
+            let mut state: SchoolState = match st.get((school, STATE_KEY))? {
+                Some(v) => decode("school_state", v.value())?,
+                None => SchoolState::default(),
+            };
+            state.school_year = Some(w.school_year);
+            state.last_sync = Some(w.record.clone());
+            state.last_success = Some(w.record.clone());
+            state.roster_watermark = w.roster_watermark.clone();
+            if let Some(t) = w.full_reconcile {
+                state.last_full_reconcile = Some(t);
+            }
+            st.insert((school, STATE_KEY), encode(&state)?.as_slice())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
     /// Replaces a school's roster and the absences inside `window` (inclusive dates) in one
     /// write transaction, and records the successful sync. Absences outside the window are kept.
+    /// Without a watermark, the next sync reads the whole roster again.
     pub fn replace_school_data(
         &self,
         school: &str,
@@ -70,57 +216,59 @@ impl Store {
         absences: &[Absence],
         record: SyncRecord,
     ) -> Result<()> {
-        let txn = self.db().begin_write()?;
-        {
-            replace_rows(
-                &txn,
-                STUDENTS,
-                school,
-                roster.students.iter().map(|s| (s.id.0.clone(), s)),
-            )?;
-            replace_rows(
-                &txn,
-                TEACHERS,
-                school,
-                roster.teachers.iter().map(|t| (t.id.clone(), t)),
-            )?;
-            replace_rows(
-                &txn,
-                KLASSEN,
-                school,
-                roster.klassen.iter().map(|k| (k.id.clone(), k)),
-            )?;
+        self.write_sync(
+            school,
+            &SyncWrite {
+                school_year,
+                roster: roster.clone(),
+                renamed_students: Vec::new(),
+                absences: vec![AbsenceReplacement {
+                    from: window.0,
+                    to: window.1,
+                    students: None,
+                    absences: absences.to_vec(),
+                }],
+                roster_watermark: None,
+                full_reconcile: None,
+                record,
+            },
+        )
+    }
 
-            let mut t = txn.open_table(ABSENCES)?;
-            let lo = day_key(window.0);
-            let hi = match window.1.succ_opt() {
-                Some(d) => day_key(d),
-                None => "\u{10FFFF}".to_string(),
-            };
-            let stale: Vec<String> = t
-                .range((school, lo.as_str())..(school, hi.as_str()))?
-                .map(|row| row.map(|(k, _)| k.value().1.to_string()))
-                .collect::<std::result::Result<_, _>>()?;
-            for key in &stale {
-                t.remove((school, key.as_str()))?;
-            }
-            for a in absences {
-                let key = absence_key(a);
-                t.insert((school, key.as_str()), encode(a)?.as_slice())?;
-            }
+    /// A school's stored roster (without absences), read in one transaction.
+    pub fn load_roster(&self, school: &str) -> Result<Roster> {
+        let txn = self.db().begin_read()?;
+        let students: Vec<(String, Student)> =
+            read_school_range(&txn.open_table(STUDENTS)?, school)?;
+        let teachers: Vec<(String, Teacher)> =
+            read_school_range(&txn.open_table(TEACHERS)?, school)?;
+        let klassen: Vec<(String, Klasse)> = read_school_range(&txn.open_table(KLASSEN)?, school)?;
+        Ok(Roster {
+            klassen: klassen.into_iter().map(|(_, v)| v).collect(),
+            students: students.into_iter().map(|(_, v)| v).collect(),
+            teachers: teachers.into_iter().map(|(_, v)| v).collect(),
+        })
+    }
 
-            let mut st = txn.open_table(SCHOOL_STATE)?;
-            let mut state: SchoolState = match st.get((school, STATE_KEY))? {
-                Some(v) => decode("school_state", v.value())?,
-                None => SchoolState::default(),
-            };
-            state.school_year = Some(school_year);
-            state.last_sync = Some(record.clone());
-            state.last_success = Some(record);
-            st.insert((school, STATE_KEY), encode(&state)?.as_slice())?;
+    /// Every stored row of one school as `(table, key, value bytes)`, in table and key order:
+    /// what tests compare to prove that a failed sync changed nothing and that schools stay
+    /// apart.
+    pub fn dump_school(&self, school: &str) -> Result<Vec<(String, String, Vec<u8>)>> {
+        let txn = self.db().begin_read()?;
+        let mut out = Vec::new();
+        for (name, table) in super::SCHOOL_TABLES {
+            let t = txn.open_table(table)?;
+            let (lo, hi) = school_bounds(school);
+            for row in t.range(lo..hi)? {
+                let (k, v) = row?;
+                out.push((
+                    name.to_string(),
+                    k.value().1.to_string(),
+                    v.value().to_vec(),
+                ));
+            }
         }
-        txn.commit()?;
-        Ok(())
+        Ok(out)
     }
 
     /// Records a failed sync; no data is touched.
@@ -180,24 +328,155 @@ impl Store {
     }
 }
 
-/// Replaces all rows of one school in `table` by `rows`.
-fn replace_rows<'a, T: Serialize + 'a>(
+/// Makes one school's rows in `table` equal to `rows`: removes the others and writes only
+/// rows that are new or changed.
+fn sync_rows<'a, T: Serialize + 'a>(
     txn: &redb::WriteTransaction,
     table: super::SchoolTable,
     school: &str,
     rows: impl Iterator<Item = (String, &'a T)>,
 ) -> Result<()> {
+    let mut wanted: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for (key, value) in rows {
+        wanted.insert(key, encode(value)?);
+    }
     let mut t = txn.open_table(table)?;
     let (lo, hi) = school_bounds(school);
-    let old: Vec<String> = t
-        .range(lo..hi)?
-        .map(|row| row.map(|(k, _)| k.value().1.to_string()))
-        .collect::<std::result::Result<_, _>>()?;
-    for key in &old {
+    let mut stale = Vec::new();
+    for row in t.range(lo..hi)? {
+        let (k, v) = row?;
+        let key = k.value().1.to_string();
+        match wanted.get(&key) {
+            Some(bytes) if bytes.as_slice() == v.value() => {
+                wanted.remove(&key);
+            }
+            Some(_) => {}
+            None => stale.push(key),
+        }
+    }
+    for key in &stale {
         t.remove((school, key.as_str()))?;
     }
-    for (key, value) in rows {
-        t.insert((school, key.as_str()), encode(value)?.as_slice())?;
+    for (key, bytes) in &wanted {
+        t.insert((school, key.as_str()), bytes.as_slice())?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::model::ExcuseStatus;
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    fn absence(student: &str, day: &str, status: ExcuseStatus) -> Absence {
+        let start = d(day).and_hms_opt(8, 0, 0).unwrap();
+        Absence {
+            student: StudentId(student.into()),
+            start,
+            end: start + chrono::Duration::minutes(45),
+            minutes: 45,
+            subject: None,
+            status,
+            kind: AbsenceKind::Absence,
+        }
+    }
+
+    fn write(parts: Vec<AbsenceReplacement>, renamed: Vec<(StudentId, StudentId)>) -> SyncWrite {
+        SyncWrite {
+            school_year: SchoolYear {
+                start: d("2025-08-01"),
+                end: d("2026-07-31"),
+            },
+            roster: Roster::default(),
+            renamed_students: renamed,
+            absences: parts,
+            roster_watermark: Some("2026-01-01T00:00:00Z".into()),
+            full_reconcile: None,
+            record: SyncRecord {
+                started: String::new(),
+                finished: String::new(),
+                ok: true,
+                error: None,
+                requests: 1,
+            },
+        }
+    }
+
+    fn part(from: &str, to: &str, only: Option<&[&str]>, a: Vec<Absence>) -> AbsenceReplacement {
+        AbsenceReplacement {
+            from: d(from),
+            to: d(to),
+            students: only.map(|ids| ids.iter().map(|s| StudentId(s.to_string())).collect()),
+            absences: a,
+        }
+    }
+
+    #[test]
+    fn replacements_are_scoped_and_renames_move_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let pending = ExcuseStatus::Pending;
+        store
+            .write_sync(
+                "s",
+                &write(
+                    vec![part(
+                        "2025-07-01",
+                        "2026-03-31",
+                        None,
+                        vec![
+                            absence("a", "2025-07-10", pending),
+                            absence("b", "2025-07-11", pending),
+                            absence("untis:9", "2025-09-01", pending),
+                            absence("a", "2026-03-02", pending),
+                        ],
+                    )],
+                    Vec::new(),
+                ),
+            )
+            .unwrap();
+        // Last year's part for `a` only; this year's window empty; untis:9 became `n9`.
+        store
+            .write_sync(
+                "s",
+                &write(
+                    vec![
+                        part("2026-03-01", "2026-03-31", None, Vec::new()),
+                        part(
+                            "2025-07-01",
+                            "2025-07-31",
+                            Some(&["a"]),
+                            vec![absence("a", "2025-07-10", ExcuseStatus::Excused)],
+                        ),
+                    ],
+                    vec![(StudentId("untis:9".into()), StudentId("n9".into()))],
+                ),
+            )
+            .unwrap();
+        let got: Vec<(String, String, ExcuseStatus)> = store
+            .load_school("s")
+            .unwrap()
+            .absences
+            .into_iter()
+            .map(|a| (a.student.0, a.start.date().to_string(), a.status))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("a".into(), "2025-07-10".into(), ExcuseStatus::Excused),
+                ("b".into(), "2025-07-11".into(), pending),
+                ("n9".into(), "2025-09-01".into(), pending),
+            ]
+        );
+        let state = store.school_state("s").unwrap();
+        assert_eq!(
+            state.roster_watermark.as_deref(),
+            Some("2026-01-01T00:00:00Z")
+        );
+    }
 }

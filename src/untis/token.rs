@@ -93,6 +93,7 @@ impl TokenCache {
             .await
             .map_err(|e| UntisError::network("token", &e))?;
         let status = resp.status();
+        let retry_after = super::retry_after(resp.headers());
         let body = resp
             .bytes()
             .await
@@ -102,11 +103,12 @@ impl TokenCache {
                 .map(|e| e.error)
                 .unwrap_or_default();
             return Err(match code.as_str() {
-                "invalid_grant" | "invalid_client" | "unauthorized_client" => {
-                    UntisError::Auth(format!(
-                        "the token endpoint refused the credentials ({code}): wrong password? The platform password is needed, the OIDC secret is not the platform password; check untis.client_id and untis.password_file"
-                    ))
-                }
+                "invalid_grant" => UntisError::Auth(
+                    "the token endpoint refused the password (invalid_grant): wrong password? The platform password is needed, the OIDC secret is not the platform password; check untis.password_file".to_string(),
+                ),
+                "invalid_client" | "unauthorized_client" => UntisError::Auth(format!(
+                    "the token endpoint does not know this client ({code}): check untis.tenant_id and untis.client_id against the WebUntis platform app"
+                )),
                 _ if status == reqwest::StatusCode::UNAUTHORIZED
                     || status == reqwest::StatusCode::FORBIDDEN =>
                 {
@@ -114,14 +116,23 @@ impl TokenCache {
                         "the token endpoint answered {status}: check untis.tenant_id, untis.client_id and the platform password"
                     ))
                 }
+                _ if status == reqwest::StatusCode::NOT_FOUND => {
+                    UntisError::NotFound("token endpoint".into())
+                }
                 _ => UntisError::Status {
                     what: "token".into(),
                     status: status.as_u16(),
-                    retry_after: None,
+                    retry_after,
                 },
             });
         }
-        let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|e| {
+        // A cut-off answer is worth another try; a complete one without a token is not.
+        let value: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| UntisError::InvalidBody {
+                what: "token".into(),
+                detail: format!("not JSON ({e})"),
+            })?;
+        let answer: TokenAnswer = serde_json::from_value(value).map_err(|e| {
             UntisError::Parse(format!("token answer is not the expected JSON: {e}"))
         })?;
         if answer.access_token.is_empty() {

@@ -13,12 +13,16 @@ use std::collections::BTreeMap;
 struct StudentEntries {
     untis_id: i64,
     extern_key: String,
+    /// The name of the Klasse the register lists the student in.
+    klasse: String,
     entries: Vec<Absence>,
 }
 
-/// The scenario's absences by Klasse name (all students, with or without account).
+/// The scenario's absences (all students, with or without account), with the changes of
+/// [`super::faults::DataChange`] applied.
 pub(super) struct Index {
-    by_klasse: BTreeMap<String, Vec<StudentEntries>>,
+    /// Sorted by WebUntis person id.
+    students: Vec<StudentEntries>,
 }
 
 impl Index {
@@ -27,26 +31,68 @@ impl Index {
         for a in &sc.absences {
             by_student.entry(&a.student).or_default().push(a.clone());
         }
-        let mut by_klasse: BTreeMap<String, Vec<StudentEntries>> = BTreeMap::new();
+        let mut students = Vec::new();
         for s in &sc.students {
             let Some(k) = sc.klassen.get(s.klasse) else {
                 continue;
             };
             let mut entries = by_student.remove(&s.id).unwrap_or_default();
             entries.sort_by_key(|a| (a.start, a.end));
-            by_klasse
-                .entry(k.name.clone())
-                .or_default()
-                .push(StudentEntries {
-                    untis_id: s.untis_id,
-                    extern_key: s.extern_key.clone(),
-                    entries,
-                });
+            students.push(StudentEntries {
+                untis_id: s.untis_id,
+                extern_key: s.extern_key.clone(),
+                klasse: k.name.clone(),
+                entries,
+            });
         }
-        for students in by_klasse.values_mut() {
-            students.sort_by_key(|s| s.untis_id);
+        students.sort_by_key(|s| s.untis_id);
+        Index { students }
+    }
+
+    fn student_mut(&mut self, untis_id: i64) -> Option<&mut StudentEntries> {
+        self.students.iter_mut().find(|s| s.untis_id == untis_id)
+    }
+
+    /// A student without entries (a new account).
+    pub fn add_student(&mut self, untis_id: i64, extern_key: String, klasse: &str) {
+        self.students.push(StudentEntries {
+            untis_id,
+            extern_key,
+            klasse: klasse.to_string(),
+            entries: Vec::new(),
+        });
+        self.students.sort_by_key(|s| s.untis_id);
+    }
+
+    pub fn remove_student(&mut self, untis_id: i64) {
+        self.students.retain(|s| s.untis_id != untis_id);
+    }
+
+    pub fn move_student(&mut self, untis_id: i64, klasse: &str) {
+        if let Some(s) = self.student_mut(untis_id) {
+            s.klasse = klasse.to_string();
         }
-        Index { by_klasse }
+    }
+
+    pub fn rename_klasse(&mut self, old: &str, new: &str) {
+        for s in self.students.iter_mut().filter(|s| s.klasse == old) {
+            s.klasse = new.to_string();
+        }
+    }
+
+    pub fn set_excuse(&mut self, untis_id: i64, status: ExcuseStatus) {
+        if let Some(s) = self.student_mut(untis_id) {
+            for a in &mut s.entries {
+                a.status = status;
+            }
+        }
+    }
+
+    pub fn add_absence(&mut self, untis_id: i64, absence: Absence) {
+        if let Some(s) = self.student_mut(untis_id) {
+            s.entries.push(absence);
+            s.entries.sort_by_key(|a| (a.start, a.end));
+        }
     }
 }
 
@@ -138,22 +184,16 @@ pub(super) fn handle(state: &State, query: Option<&str>) -> Resp {
         );
     };
 
-    let candidates: Vec<&StudentEntries> = match (class_name, extern_key) {
-        (Some(name), _) => state
-            .absences
-            .by_klasse
-            .get(name)
-            .map(|v| v.iter().collect())
-            .unwrap_or_default(),
-        (_, Some(key)) => state
-            .absences
-            .by_klasse
-            .values()
-            .flatten()
-            .filter(|s| s.extern_key == key)
-            .collect(),
-        (None, None) => Vec::new(),
-    };
+    let index = super::lock(&state.absences);
+    let candidates: Vec<&StudentEntries> = index
+        .students
+        .iter()
+        .filter(|s| match (class_name, extern_key) {
+            (Some(name), _) => s.klasse == name,
+            (_, Some(key)) => s.extern_key == key,
+            (None, None) => false,
+        })
+        .collect();
     let students: Vec<Value> = candidates
         .into_iter()
         .filter_map(|s| {

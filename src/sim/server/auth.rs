@@ -114,6 +114,7 @@ pub(super) async fn token(state: &State, tenant: &str, req: Request<Incoming>) -
         );
     }
     state.tokens_issued.fetch_add(1, Ordering::Relaxed);
+    lock(&state.issued).push(access_token.clone());
     let mut resp = json(
         StatusCode::OK,
         &serde_json::json!({

@@ -7,16 +7,22 @@
 //!
 //! Data routes need a Bearer token of the tenant that has not expired on the simulator's clock,
 //! which tests can move forward ([`SimHandle::advance_clock`]). Every request is logged for
-//! tests ([`SimHandle::requests`]). No request makes the simulator panic: odd input gets a 4xx.
+//! tests ([`SimHandle::requests`]), including those a fault answered or dropped. Faults and data
+//! changes are switched on with [`SimHandle::set_faults`] (see [`Faults`]). No request makes
+//! the simulator panic: odd input gets a 4xx.
 //!
 //! The default credentials ([`SimConfig::default`]: tenant `1234567`, client `fehlzeiten`,
 //! password `sim-password`) are fixed test credentials of this fake server, not secrets.
 
 mod absences;
 mod auth;
+mod faults;
 mod oneroster;
 mod standalone;
 
+pub use faults::{
+    DataChange, FaultAction, FaultRule, Faults, RetryAfter, RouteMatch, Trigger, When,
+};
 pub use standalone::{SnippetSchool, config_snippet, run_standalone};
 
 use super::scenario::Scenario;
@@ -32,7 +38,6 @@ use hyper_util::server::graceful::GracefulShutdown;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -68,21 +73,23 @@ impl Default for SimConfig {
 /// One served request, as tests see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestLogEntry {
+    /// Number of the request since the faults were last set (1-based; see [`Faults`]).
+    pub number: u64,
     pub method: String,
     pub path: String,
     /// The raw query string, if any.
     pub query: Option<String>,
+    /// The status answered; 0 while the answer is not ready, and when a fault closed the
+    /// connection without one.
     pub status: u16,
     /// Whether this was a request to the token endpoint.
     pub token_request: bool,
+    /// The Bearer token presented, if any (tokens of this fake server are not secrets).
+    pub bearer: Option<String>,
+    /// What the fault layer did to this request, e.g. `status 503`, `truncate` or
+    /// `tokens revoked`.
+    pub fault: Option<String>,
 }
-
-/// Switchable misbehaviour of the simulator (429 with Retry-After, 5xx, delays, truncated
-/// bodies, revoked tokens, records changing between pages). A later issue fills it; with the
-/// default every request is served normally.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Faults {}
 
 /// The simulator's clock: real monotonic time plus an offset that tests can advance, so that
 /// token expiry is testable without sleeping.
@@ -111,12 +118,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 struct State {
     config: SimConfig,
     scenario: Arc<Scenario>,
-    roster: oneroster::Dataset,
-    absences: absences::Index,
+    roster: Mutex<oneroster::Dataset>,
+    absences: Mutex<absences::Index>,
     tokens: Mutex<HashMap<String, auth::Token>>,
     tokens_issued: AtomicU64,
+    /// Every token ever issued, oldest first.
+    issued: Mutex<Vec<String>>,
     requests: Mutex<Vec<RequestLogEntry>>,
-    faults: Mutex<Faults>,
+    faults: Mutex<faults::Runtime>,
     clock: SimClock,
     /// Token bytes; seeded per process, tokens need not be reproducible.
     rng: Mutex<ChaCha8Rng>,
@@ -133,14 +142,15 @@ impl State {
                 .map_or(0, |d| d.as_nanos()),
         );
         State {
-            roster: oneroster::Dataset::build(&scenario, base_url),
-            absences: absences::Index::build(&scenario),
+            roster: Mutex::new(oneroster::Dataset::build(&scenario, base_url)),
+            absences: Mutex::new(absences::Index::build(&scenario)),
             config,
             scenario,
             tokens: Mutex::new(HashMap::new()),
             tokens_issued: AtomicU64::new(0),
+            issued: Mutex::new(Vec::new()),
             requests: Mutex::new(Vec::new()),
-            faults: Mutex::new(Faults::default()),
+            faults: Mutex::new(faults::Runtime::default()),
             clock: SimClock::default(),
             rng: Mutex::new(ChaCha8Rng::seed_from_u64(hasher.finish())),
             request_seq: AtomicU64::new(0),
@@ -198,9 +208,20 @@ impl SimHandle {
         self.state.clock.advance(by);
     }
 
-    /// Switches faults on or off for the following requests.
+    /// Every token issued so far, oldest first.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        lock(&self.state.issued).clone()
+    }
+
+    /// Switches faults on or off for the following requests, and starts numbering requests
+    /// from 1 again.
     pub fn set_faults(&self, faults: Faults) {
-        *lock(&self.state.faults) = faults;
+        *lock(&self.state.faults) = faults::Runtime::new(faults);
+    }
+
+    /// Changes the simulated school's data now.
+    pub fn apply_change(&self, change: &DataChange) {
+        apply_change(&self.state, change);
     }
 
     /// Stops the server and waits (up to 5 s) for open connections to finish.
@@ -246,7 +267,12 @@ async fn serve(listener: TcpListener, state: Arc<State>, cancel: CancellationTok
                 // A failed accept (e.g. too many open files) concerns one connection only.
                 let Ok((stream, _)) = accepted else { continue };
                 let state = Arc::clone(&state);
-                let service = service_fn(move |req| handle(Arc::clone(&state), req));
+                // Each request runs in a task of its own, so one whose client gave up (a
+                // timeout during a delay fault) still finishes and reaches the request log.
+                let service = service_fn(move |req| {
+                    let request = tokio::spawn(handle(Arc::clone(&state), req));
+                    async move { request.await.unwrap_or(Err(Dropped)) }
+                });
                 let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
@@ -301,30 +327,189 @@ fn route(path: &str) -> Route {
 
 type Resp = Response<Full<Bytes>>;
 
-async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infallible> {
+/// Makes hyper close the connection without an answer (the `Close` fault).
+#[derive(Debug)]
+struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection closed by a simulator fault")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+impl Route {
+    fn kind(&self) -> faults::RouteKind {
+        match self {
+            Route::Token { .. } => faults::RouteKind::Token,
+            Route::OneRoster(rest) => {
+                faults::RouteKind::OneRoster(rest.first().cloned().unwrap_or_default())
+            }
+            Route::AbsenceTimes => faults::RouteKind::AbsenceTimes,
+            Route::NotFound => faults::RouteKind::Other,
+        }
+    }
+
+    /// The collection, when this is the first page of a OneRoster list.
+    fn first_page(&self, query: Option<&str>) -> Option<String> {
+        let Route::OneRoster(rest) = self else {
+            return None;
+        };
+        let [collection] = rest.as_slice() else {
+            return None;
+        };
+        let pairs = query_pairs(query);
+        matches!(
+            query_value(&pairs, "offset").map(str::trim),
+            None | Some("0")
+        )
+        .then(|| collection.clone())
+    }
+}
+
+async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Dropped> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let query = req.uri().query().map(str::to_string);
+    let bearer = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim().to_string());
     let route = route(&path);
     let token_request = matches!(route, Route::Token { .. });
-    let response = match apply_faults(&state, &req) {
-        Some(r) => r,
-        None => dispatch(&state, route, req).await,
+    let first_page = route.first_page(query.as_deref());
+    let decision = lock(&state.faults).decide(&route.kind());
+    if decision.revoke {
+        lock(&state.tokens).clear();
+    }
+    if !decision.advance.is_zero() {
+        state.clock.advance(decision.advance);
+    }
+    // Logged on arrival, so a request whose client gave up is in the log at once; the status
+    // follows when the answer is ready.
+    let slot = {
+        let mut log = lock(&state.requests);
+        log.push(RequestLogEntry {
+            number: decision.number,
+            method: method.to_string(),
+            path,
+            query,
+            status: 0,
+            token_request,
+            bearer,
+            fault: decision.label(),
+        });
+        log.len() - 1
     };
-    lock(&state.requests).push(RequestLogEntry {
-        method: method.to_string(),
-        path,
-        query,
-        status: response.status().as_u16(),
-        token_request,
-    });
-    Ok(response)
+    let response = match &decision.action {
+        Some(FaultAction::Status {
+            status,
+            retry_after,
+        }) => Some(fault_status(&state, *status, *retry_after)),
+        Some(FaultAction::Close) => None,
+        Some(FaultAction::Delay(pause)) => {
+            tokio::time::sleep(*pause).await;
+            Some(dispatch(&state, route, req).await)
+        }
+        Some(FaultAction::Truncate) => Some(truncate(dispatch(&state, route, req).await).await),
+        None => Some(dispatch(&state, route, req).await),
+    };
+    let status = response.as_ref().map_or(0, |r| r.status().as_u16());
+    if let Some(entry) = lock(&state.requests).get_mut(slot) {
+        entry.status = status;
+    }
+    let first_page = first_page.filter(|_| status == 200);
+    let due = lock(&state.faults).due_changes(decision.number, first_page.as_deref());
+    for change in &due {
+        apply_change(&state, change);
+    }
+    response.ok_or(Dropped)
 }
 
-/// The hook for [`Faults`]: a response that replaces the normal one. None yet.
-fn apply_faults(state: &State, _req: &Request<Incoming>) -> Option<Resp> {
-    let _faults = lock(&state.faults).clone();
-    None
+/// An error answer of a fault, with the Untis error body and an optional `Retry-After`.
+fn fault_status(state: &State, status: u16, retry_after: Option<RetryAfter>) -> Resp {
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = untis_error(
+        state,
+        code,
+        &code
+            .canonical_reason()
+            .unwrap_or("ERROR")
+            .to_ascii_uppercase()
+            .replace(' ', "_"),
+        "Simulated fault.",
+    );
+    let value = match retry_after {
+        None => None,
+        Some(RetryAfter::Seconds(s)) => Some(s.to_string()),
+        Some(RetryAfter::DateIn(d)) => {
+            let at = chrono::Utc::now()
+                + chrono::Duration::from_std(d).unwrap_or_default()
+                + chrono::Duration::milliseconds(999);
+            Some(at.format("%a, %d %b %Y %H:%M:%S GMT").to_string())
+        }
+    };
+    if let Some(v) = value.and_then(|v| HeaderValue::from_str(&v).ok()) {
+        resp.headers_mut().insert(hyper::header::RETRY_AFTER, v);
+    }
+    resp
+}
+
+/// The same answer with only the first half of its body.
+async fn truncate(resp: Resp) -> Resp {
+    use http_body_util::BodyExt;
+    let (parts, body) = resp.into_parts();
+    let bytes = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(never) => match never {},
+    };
+    Response::from_parts(parts, Full::new(bytes.slice(..bytes.len() / 2)))
+}
+
+/// Applies a data change to the roster and the register (one lock at a time).
+fn apply_change(state: &State, change: &DataChange) {
+    match change {
+        DataChange::InsertStudent { klasse } => {
+            let added = lock(&state.roster).insert_student(klasse);
+            if let Some((untis_id, key)) = added {
+                lock(&state.absences).add_student(untis_id, key, klasse);
+            }
+        }
+        DataChange::Vanish { sourced_id } => {
+            let removed = lock(&state.roster).vanish(sourced_id);
+            if let Some(untis_id) = removed {
+                lock(&state.absences).remove_student(untis_id);
+            }
+        }
+        DataChange::MoveStudent {
+            sourced_id,
+            to_klasse,
+        } => {
+            let moved = lock(&state.roster).move_student(sourced_id, to_klasse);
+            if let Some(untis_id) = moved {
+                lock(&state.absences).move_student(untis_id, to_klasse);
+            }
+        }
+        DataChange::MarkToBeDeleted { sourced_id } => {
+            lock(&state.roster).mark_tobedeleted(sourced_id);
+        }
+        DataChange::RenameKlasse { sourced_id, title } => {
+            let old = lock(&state.roster).rename_class(sourced_id, title);
+            if let Some(old) = old {
+                lock(&state.absences).rename_klasse(&old, title);
+            }
+        }
+        DataChange::SetExcuse { untis_id, status } => {
+            lock(&state.absences).set_excuse(*untis_id, *status);
+        }
+        DataChange::AddAbsence { untis_id, absence } => {
+            lock(&state.absences).add_absence(*untis_id, absence.clone());
+        }
+    }
 }
 
 async fn dispatch(state: &State, route: Route, req: Request<Incoming>) -> Resp {

@@ -12,13 +12,21 @@ use std::cmp::Ordering;
 /// Page size when the request names none (IMS default).
 const DEFAULT_LIMIT: usize = 100;
 
-/// The collections of the scenario as JSON records.
+/// The collections of the scenario as JSON records, plus what the data changes of
+/// [`super::faults::DataChange`] need to add records like the scenario's.
 pub(super) struct Dataset {
     orgs: Vec<Value>,
     sessions: Vec<Value>,
     classes: Vec<Value>,
     users: Vec<Value>,
     enrollments: Vec<Value>,
+    root: String,
+    org_ref: Value,
+    year: crate::model::SchoolYear,
+    /// The latest `dateLastModified` handed out; every change gets a later one.
+    clock: NaiveDateTime,
+    /// Students added by changes so far.
+    inserted: u32,
 }
 
 fn timestamp(t: NaiveDateTime) -> String {
@@ -165,14 +173,174 @@ impl Dataset {
             enroll(&c.teacher, &c.id, "teacher", json!(true), c.modified);
         }
 
+        let clock = [&orgs, &sessions, &classes, &users, &enrollments]
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r.get("dateLastModified").and_then(Value::as_str))
+            .filter_map(parse_time)
+            .max()
+            .unwrap_or_else(|| year.start.and_time(chrono::NaiveTime::MIN));
         Dataset {
             orgs,
             sessions,
             classes,
             users,
             enrollments,
+            root,
+            org_ref,
+            year,
+            clock,
+            inserted: 0,
         }
     }
+
+    /// A `dateLastModified` later than every record's so far.
+    fn touch(&mut self) -> String {
+        self.clock += chrono::Duration::seconds(1);
+        timestamp(self.clock)
+    }
+
+    fn guid(&self, kind: &str, path: &str, id: &str) -> Value {
+        json!({"href": format!("{}/{path}/{id}", self.root), "sourcedId": id, "type": kind})
+    }
+
+    fn homeroom_named(&self, name: &str) -> Option<String> {
+        self.classes
+            .iter()
+            .find(|c| {
+                c.get("classType").and_then(Value::as_str) == Some("homeroom")
+                    && c.get("title").and_then(Value::as_str) == Some(name)
+            })
+            .and_then(|c| c.get("sourcedId").and_then(Value::as_str))
+            .map(str::to_string)
+    }
+
+    fn is_homeroom(&self, id: &str) -> bool {
+        self.classes.iter().any(|c| {
+            c.get("sourcedId").and_then(Value::as_str) == Some(id)
+                && c.get("classType").and_then(Value::as_str) == Some("homeroom")
+        })
+    }
+
+    /// A new student in the Klasse `klasse`, listed first in `users` and `enrollments`.
+    /// Returns their WebUntis person id and external key.
+    pub fn insert_student(&mut self, klasse: &str) -> Option<(i64, String)> {
+        let class_id = self.homeroom_named(klasse)?;
+        self.inserted += 1;
+        let n = self.inserted;
+        let id = format!("sim-new-student-{n:04}");
+        let untis_id = 900_000 + i64::from(n);
+        let extern_key = format!("S-NEW-{n:04}");
+        let modified = self.touch();
+        let user = json!({
+            "sourcedId": id, "status": "active", "dateLastModified": modified,
+            "username": format!("neu.{n}"), "enabledUser": true, "givenName": "Neu",
+            "familyName": format!("Zugang{n}"), "middleName": "", "role": "student",
+            "identifier": extern_key, "email": "", "sms": "", "phone": "",
+            "userIds": [
+                {"type": "uuid", "identifier": id},
+                {"type": "person-id", "identifier": untis_id.to_string()},
+                {"type": "external-person-id", "identifier": extern_key},
+            ],
+            "orgs": [self.org_ref], "agents": [], "grades": [], "metadata": {},
+        });
+        let enrollment = json!({
+            "sourcedId": format!("enr-new-{n:04}"), "status": "active", "dateLastModified": modified,
+            "user": self.guid("user", "users", &id), "class": self.guid("class", "classes", &class_id),
+            "school": self.org_ref, "role": "student", "primary": false,
+            "beginDate": day(self.year.start), "endDate": day(self.year.end),
+        });
+        self.users.insert(0, user);
+        self.enrollments.insert(0, enrollment);
+        Some((untis_id, extern_key))
+    }
+
+    /// Removes the record with this id from every collection, and a user's enrollments with
+    /// it, without a trace. Returns a removed user's WebUntis person id.
+    pub fn vanish(&mut self, id: &str) -> Option<i64> {
+        let is = |r: &Value| r.get("sourcedId").and_then(Value::as_str) == Some(id);
+        let untis_id = self.users.iter().find(|r| is(r)).and_then(person_id);
+        self.users.retain(|r| !is(r));
+        self.classes.retain(|r| !is(r));
+        self.enrollments.retain(|r| {
+            !is(r)
+                && field(r, "user.sourcedId").and_then(Value::as_str) != Some(id)
+                && field(r, "class.sourcedId").and_then(Value::as_str) != Some(id)
+        });
+        untis_id
+    }
+
+    /// Moves a student's Klasse enrollment to the Klasse named `to`. Returns their WebUntis
+    /// person id.
+    pub fn move_student(&mut self, id: &str, to: &str) -> Option<i64> {
+        let class_id = self.homeroom_named(to)?;
+        let class_ref = self.guid("class", "classes", &class_id);
+        let index = self.enrollments.iter().position(|e| {
+            field(e, "user.sourcedId").and_then(Value::as_str) == Some(id)
+                && field(e, "class.sourcedId")
+                    .and_then(Value::as_str)
+                    .is_some_and(|c| self.is_homeroom(c))
+        })?;
+        let modified = self.touch();
+        if let Some(e) = self
+            .enrollments
+            .get_mut(index)
+            .and_then(Value::as_object_mut)
+        {
+            e.insert("class".into(), class_ref);
+            e.insert("dateLastModified".into(), Value::String(modified));
+        }
+        self.users
+            .iter()
+            .find(|u| u.get("sourcedId").and_then(Value::as_str) == Some(id))
+            .and_then(person_id)
+    }
+
+    /// Sets `status = "tobedeleted"` on the record with this id.
+    pub fn mark_tobedeleted(&mut self, id: &str) {
+        let modified = self.touch();
+        for r in self
+            .users
+            .iter_mut()
+            .chain(self.classes.iter_mut())
+            .chain(self.enrollments.iter_mut())
+        {
+            if r.get("sourcedId").and_then(Value::as_str) == Some(id)
+                && let Some(o) = r.as_object_mut()
+            {
+                o.insert("status".into(), json!("tobedeleted"));
+                o.insert("dateLastModified".into(), Value::String(modified.clone()));
+            }
+        }
+    }
+
+    /// Gives a class a new title. Returns the old one.
+    pub fn rename_class(&mut self, id: &str, title: &str) -> Option<String> {
+        let modified = self.touch();
+        let class = self
+            .classes
+            .iter_mut()
+            .find(|c| c.get("sourcedId").and_then(Value::as_str) == Some(id))?
+            .as_object_mut()?;
+        let old = class
+            .get("title")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        class.insert("title".into(), json!(title));
+        class.insert("dateLastModified".into(), Value::String(modified));
+        old
+    }
+}
+
+fn person_id(user: &Value) -> Option<i64> {
+    user.get("userIds")?
+        .as_array()?
+        .iter()
+        .find(|u| u.get("type").and_then(Value::as_str) == Some("person-id"))?
+        .get("identifier")?
+        .as_str()?
+        .parse()
+        .ok()
 }
 
 /// A OneRoster collection.
@@ -313,7 +481,8 @@ pub(super) fn handle(state: &State, rest: &[String], query: Option<&str>) -> Res
         ["enrollments", id] => (Collection::Enrollments, None, Some(*id)),
         _ => return not_found(),
     };
-    let records = collection.records(&state.roster);
+    let data = super::lock(&state.roster);
+    let records = collection.records(&data);
     let role_ok =
         |r: &Value| role.is_none_or(|role| r.get("role").and_then(Value::as_str) == Some(role));
     if let Some(id) = id {
