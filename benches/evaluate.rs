@@ -3,23 +3,19 @@
 //! 2,000 students with a school year of simulated absences (`Scenario::generate`), stored with
 //! `Store::replace_school_data` in a temporary directory. Measures (a) `Store::load_school` and
 //! (b) `pipeline::evaluate_school`, each the median of `RUNS` runs, and, to tell where the
-//! evaluation time goes, its pieces through the public API: the grouping by student,
-//! `rules::History::build`, `Calendar::school_days` (which `History::build` calls for every
-//! student), `rules::evaluate_student`, and a replica of `consecutive_days`' walk over the
-//! school days (the rules themselves are private).
+//! evaluation time goes, its pieces through the public API: `rules::History::build` and
+//! `rules::evaluate_student` (the rules themselves are private).
 //!
 //! Run: `cargo bench --bench evaluate`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use chrono::{NaiveDate, NaiveTime, Weekday};
-use fehlzeiten::config::{
-    NotifyConfig, Recipients, SchoolConfig, Secret, TimeRange, UntisConfig, WeeklySlot,
-};
-use fehlzeiten::model::{Absence, SchoolId, Severity, StudentId};
+use chrono::NaiveDate;
+use fehlzeiten::config::SchoolConfig;
+use fehlzeiten::model::{Absence, StudentId};
 use fehlzeiten::pipeline;
-use fehlzeiten::rules::{History, RuleParams, evaluate_student};
-use fehlzeiten::sim::Scenario;
+use fehlzeiten::rules::{History, evaluate_student};
+use fehlzeiten::sim::{Scenario, SimConfig};
 use fehlzeiten::store::{Store, SyncRecord};
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -30,52 +26,15 @@ const STUDENTS: usize = 2_000;
 const RUNS: usize = 10;
 const SCHOOL: &str = "bench";
 
-fn t(h: u32, m: u32) -> NaiveTime {
-    NaiveTime::from_hms_opt(h, m, 0).unwrap()
-}
-
 /// The school's config as a correct config file for the scenario yields it.
 fn school_config(scenario: &Scenario) -> SchoolConfig {
-    SchoolConfig {
-        id: SchoolId(SCHOOL.to_string()),
-        name: scenario.school_name.clone(),
-        timezone: chrono_tz::Europe::Berlin,
-        state: scenario.state.clone(),
-        holidays: scenario.holidays.clone(),
-        half_year_starts: scenario.half_year_starts.clone(),
-        untis: UntisConfig {
-            api_base: url::Url::parse("https://untis.invalid/").unwrap(),
-            ca_file: None,
-            tenant_id: "bench".to_string(),
-            client_id: "bench".to_string(),
-            password: Secret::new("bench"),
-            sync_every: Duration::from_secs(15 * 60),
-            sync_hours: TimeRange {
-                start: t(6, 30),
-                end: t(17, 0),
-            },
-            window_days: 30,
-            full_reconcile_at: t(2, 30),
-            request_timeout: Duration::from_secs(30),
-        },
-        periods: scenario.periods.clone(),
-        recipients: Recipients {
-            social_workers: vec!["sozialarbeit@schule.invalid".to_string()],
-            class_teachers_override: BTreeMap::new(),
-            social_workers_see_school: true,
-        },
-        notify: NotifyConfig {
-            digest: WeeklySlot {
-                weekday: Weekday::Mon,
-                time: t(7, 0),
-            },
-            social_worker_digest: None,
-            immediate_min_severity: Severity::Critical,
-            quiet_hours: None,
-            all_quiet_mail: false,
-        },
-        rules: RuleParams::default(),
-    }
+    scenario.school_config(
+        SCHOOL,
+        &scenario.school_name,
+        url::Url::parse("https://untis.invalid/").unwrap(),
+        &SimConfig::default(),
+        &["sozialarbeit@schule.invalid"],
+    )
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {

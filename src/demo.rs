@@ -5,24 +5,20 @@
 //! The simulator is test tooling; this command is its one user outside tests, on purpose: a
 //! school's IT can see what the teachers would get before connecting a real WebUntis.
 
-use crate::config::{
-    Config, DaemonConfig, Language, MailConfig, NotifyConfig, Recipients, SchoolConfig, Secret,
-    TimeRange, TransportConfig, UntisConfig, WeeklySlot,
-};
+use crate::config::{Config, DaemonConfig, Language, MailConfig, TimeRange, TransportConfig};
 use crate::mail::{RenderedMail, Transport};
-use crate::model::{SchoolId, Severity};
+use crate::model::Severity;
 use crate::pipeline::{self, RunOptions};
-use crate::rules::RuleParams;
 use crate::sim::scenario::{RuleQuality, rule_quality};
 use crate::sim::server::{SnippetSchool, config_snippet};
 use crate::sim::{self, Scenario, SimConfig};
 use crate::store::Store;
 use crate::untis::UntisClient;
-use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
+use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Marks a directory as the demo's own, so a rerun may clean it.
 const MARKER: &str = ".fehlzeiten-demo";
@@ -81,50 +77,19 @@ fn demo_config(
     api_base: &str,
     sim: &SimConfig,
 ) -> Result<Config, String> {
+    let mut school = scenario.school_config(
+        SCHOOL_ID,
+        SCHOOL_NAME,
+        url::Url::parse(api_base).map_err(|e| e.to_string())?,
+        sim,
+        &SOCIAL_WORKERS,
+    );
+    // Quiet hours as SPEC §2's example has them; the demo runs at 07:15, outside them.
     let t = |h, m| NaiveTime::from_hms_opt(h, m, 0).unwrap_or(NaiveTime::MIN);
-    let school = SchoolConfig {
-        id: SchoolId(SCHOOL_ID.to_string()),
-        name: SCHOOL_NAME.to_string(),
-        timezone: chrono_tz::Europe::Berlin,
-        state: scenario.state.clone(),
-        holidays: scenario.holidays.clone(),
-        half_year_starts: Vec::new(),
-        untis: UntisConfig {
-            api_base: url::Url::parse(api_base).map_err(|e| e.to_string())?,
-            ca_file: None,
-            tenant_id: sim.tenant_id.clone(),
-            client_id: sim.client_id.clone(),
-            password: Secret::new(sim.password.clone()),
-            sync_every: Duration::from_secs(15 * 60),
-            sync_hours: TimeRange {
-                start: t(6, 30),
-                end: t(17, 0),
-            },
-            window_days: 30,
-            full_reconcile_at: t(2, 30),
-            request_timeout: Duration::from_secs(30),
-        },
-        periods: scenario.periods.clone(),
-        recipients: Recipients {
-            social_workers: SOCIAL_WORKERS.iter().map(|s| s.to_string()).collect(),
-            class_teachers_override: Default::default(),
-            social_workers_see_school: true,
-        },
-        notify: NotifyConfig {
-            digest: WeeklySlot {
-                weekday: Weekday::Mon,
-                time: t(7, 0),
-            },
-            social_worker_digest: None,
-            immediate_min_severity: Severity::Critical,
-            quiet_hours: Some(TimeRange {
-                start: t(20, 0),
-                end: t(6, 30),
-            }),
-            all_quiet_mail: false,
-        },
-        rules: RuleParams::default(),
-    };
+    school.notify.quiet_hours = Some(TimeRange {
+        start: t(20, 0),
+        end: t(6, 30),
+    });
     Ok(Config {
         path: PathBuf::new(),
         daemon: DaemonConfig {

@@ -19,10 +19,10 @@ pub fn evaluate(h: &History, calendar: &Calendar, p: &RuleParams) -> Option<Find
         if rec.absence_day || rec.lessons.is_empty() {
             continue;
         }
-        let morning = rec.lessons.first() == Some(&first);
-        let afternoon = rec.lessons.first().is_some_and(|l| *l >= late_from);
+        let morning = rec.lessons.first() == Some(first);
+        let afternoon = rec.lessons.first().is_some_and(|l| l >= late_from);
         if morning || afternoon {
-            evidence.push(evidence_entry(*day, &[&lessons_token(&rec.lessons)]));
+            evidence.push(evidence_entry(*day, &[&lessons_token(rec.lessons)]));
         }
     }
     let count = evidence.len() as u32;

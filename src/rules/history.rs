@@ -4,7 +4,7 @@ use super::RuleParams;
 use crate::calendar::Calendar;
 use crate::model::{Absence, AbsenceKind, ExcuseStatus, StudentId};
 use chrono::NaiveDate;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// Lesson length assumed when no bell schedule is configured.
 const FALLBACK_LESSON_MINUTES: u32 = 45;
@@ -13,17 +13,58 @@ const MAX_LESSONS_PER_DAY: u32 = 16;
 /// Absence-day threshold when no bell schedule is configured (half of six lessons).
 const FALLBACK_DAY_MIN_LESSONS: u32 = 3;
 
+/// A set of lesson numbers (1..=31) as a bit mask: a school day has at most 16 lessons, and the
+/// rules build one per day of every student, so it must not allocate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Lessons(u32);
+
+impl Lessons {
+    pub fn insert(&mut self, lesson: u32) {
+        if let Some(bit) = 1u32.checked_shl(lesson) {
+            self.0 |= bit;
+        }
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn len(self) -> u32 {
+        self.0.count_ones()
+    }
+
+    /// The lowest lesson number.
+    pub fn first(self) -> Option<u32> {
+        (!self.is_empty()).then(|| self.0.trailing_zeros())
+    }
+
+    /// Lesson numbers in ascending order.
+    pub fn iter(self) -> impl Iterator<Item = u32> {
+        (0..32).filter(move |n| self.0 & (1 << n) != 0)
+    }
+}
+
+impl FromIterator<u32> for Lessons {
+    fn from_iter<I: IntoIterator<Item = u32>>(iter: I) -> Self {
+        let mut l = Lessons::default();
+        for n in iter {
+            l.insert(n);
+        }
+        l
+    }
+}
+
 /// What happened on one school day.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DayRecord {
     /// Lessons missed (absences, not late arrivals).
     pub lessons_missed: u32,
-    /// Their lesson numbers, sorted (empty without a bell schedule).
-    pub lessons: Vec<u32>,
-    /// Lesson numbers missed unexcused, sorted (empty without a bell schedule).
-    pub unexcused_lesson_numbers: Vec<u32>,
+    /// Their lesson numbers (empty without a bell schedule).
+    pub lessons: Lessons,
+    /// Lesson numbers missed unexcused (empty without a bell schedule).
+    pub unexcused_lesson_numbers: Lessons,
     /// Subjects of the absences that day with their lesson numbers (sorted by subject).
-    pub subjects: Vec<(String, Vec<u32>)>,
+    pub subjects: Vec<(String, Lessons)>,
     /// Minutes of each late arrival.
     pub delay_minutes: Vec<u32>,
     /// Lessons missed in unexcused absences.
@@ -50,6 +91,18 @@ pub struct History<'c> {
     pub days: BTreeMap<NaiveDate, DayRecord>,
 }
 
+/// The lesson set of `subject` in a day's short list, added if missing.
+fn subject_slot<'a>(subjects: &'a mut Vec<(String, Lessons)>, subject: &str) -> &'a mut Lessons {
+    let idx = match subjects.iter().position(|(s, _)| s == subject) {
+        Some(i) => i,
+        None => {
+            subjects.push((subject.to_string(), Lessons::default()));
+            subjects.len() - 1
+        }
+    };
+    &mut subjects[idx].1
+}
+
 impl<'c> History<'c> {
     pub fn build(
         student: &StudentId,
@@ -70,10 +123,10 @@ impl<'c> History<'c> {
         // overlapping records do not count a lesson twice.
         #[derive(Default)]
         struct Acc {
-            subjects: BTreeMap<String, BTreeSet<u32>>,
+            subjects: Vec<(String, Lessons)>,
             delay_minutes: Vec<u32>,
-            missed: BTreeSet<u32>,
-            unexcused: BTreeSet<u32>,
+            missed: Lessons,
+            unexcused: Lessons,
             missed_count: u32,
             unexcused_count: u32,
             pending: bool,
@@ -104,11 +157,10 @@ impl<'c> History<'c> {
                         };
                         let lessons = calendar.lessons_between(a.start.time(), end);
                         if let Some(subject) = &a.subject {
-                            entry
-                                .subjects
-                                .entry(subject.clone())
-                                .or_default()
-                                .extend(lessons.iter().copied());
+                            let slot = subject_slot(&mut entry.subjects, subject);
+                            for l in &lessons {
+                                slot.insert(*l);
+                            }
                         }
                         for lesson in lessons {
                             entry.missed.insert(lesson);
@@ -118,7 +170,7 @@ impl<'c> History<'c> {
                         }
                     } else {
                         if let Some(subject) = &a.subject {
-                            entry.subjects.entry(subject.clone()).or_default();
+                            subject_slot(&mut entry.subjects, subject);
                         }
                         // A register entry never spans more than a school day's lessons.
                         let n = a
@@ -141,7 +193,7 @@ impl<'c> History<'c> {
                 // Evidence must not depend on the order the server listed the entries in.
                 a.delay_minutes.sort_unstable();
                 let (missed, unexcused) = if with_schedule {
-                    (a.missed.len() as u32, a.unexcused.len() as u32)
+                    (a.missed.len(), a.unexcused.len())
                 } else {
                     (a.missed_count, a.unexcused_count)
                 };
@@ -150,13 +202,13 @@ impl<'c> History<'c> {
                     day,
                     DayRecord {
                         lessons_missed: missed,
-                        lessons: a.missed.iter().copied().collect(),
-                        unexcused_lesson_numbers: a.unexcused.iter().copied().collect(),
-                        subjects: a
-                            .subjects
-                            .into_iter()
-                            .map(|(s, l)| (s, l.into_iter().collect()))
-                            .collect(),
+                        lessons: a.missed,
+                        unexcused_lesson_numbers: a.unexcused,
+                        subjects: {
+                            let mut subjects = a.subjects;
+                            subjects.sort_by(|x, y| x.0.cmp(&y.0));
+                            subjects
+                        },
                         delay_minutes: a.delay_minutes,
                         unexcused_lessons: unexcused,
                         pending: a.pending,

@@ -15,7 +15,7 @@ mod same_weekday;
 mod subject_avoidance;
 mod unexcused;
 
-pub use history::{DayRecord, History};
+pub use history::{DayRecord, History, Lessons};
 
 use crate::calendar::Calendar;
 use crate::model::{Absence, Finding, Severity, StudentId};
@@ -280,8 +280,14 @@ fn half_year_period(calendar: &Calendar, number: u8) -> String {
     format!("{}/{}", calendar.school_year().label(), number)
 }
 
+/// `2026-03-02`. Written by hand: chrono's formatter parses its pattern on every call, and the
+/// rules write a date for every evidence entry of every student.
 fn date_str(d: NaiveDate) -> String {
-    d.format("%Y-%m-%d").to_string()
+    use chrono::Datelike;
+    use std::fmt::Write;
+    let mut s = String::with_capacity(10);
+    let _ = write!(s, "{:04}-{:02}-{:02}", d.year(), d.month(), d.day());
+    s
 }
 
 #[cfg(test)]
@@ -294,23 +300,28 @@ mod proptests;
 ///
 /// Evidence strings are `YYYY-MM-DD`, optionally followed by space-separated tokens: `L…`
 /// (lessons), `+Nmin` (minutes late) or a subject short name. The mail renders them per language.
-fn lessons_token(lessons: &[u32]) -> String {
+fn lessons_token(lessons: Lessons) -> String {
     let mut parts: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i < lessons.len() {
-        let start = lessons[i];
-        let mut end = start;
-        while i + 1 < lessons.len() && lessons[i + 1] == end + 1 {
-            i += 1;
-            end = lessons[i];
+    let mut run: Option<(u32, u32)> = None;
+    let flush = |run: Option<(u32, u32)>, parts: &mut Vec<String>| {
+        if let Some((start, end)) = run {
+            parts.push(if start == end {
+                start.to_string()
+            } else {
+                format!("{start}-{end}")
+            });
         }
-        parts.push(if start == end {
-            start.to_string()
-        } else {
-            format!("{start}-{end}")
-        });
-        i += 1;
+    };
+    for n in lessons.iter() {
+        run = match run {
+            Some((start, end)) if end + 1 == n => Some((start, n)),
+            other => {
+                flush(other, &mut parts);
+                Some((n, n))
+            }
+        };
     }
+    flush(run, &mut parts);
     if parts.is_empty() {
         String::new()
     } else {

@@ -15,7 +15,7 @@ pub fn evaluate(h: &History, calendar: &Calendar, p: &RuleParams) -> Option<Find
         let waited = h.school_days_between(day.succ_opt()?, h.today) as u32;
         if p.pending_excuse.classify(f64::from(waited)).is_some() {
             longest = longest.max(waited);
-            evidence.push(evidence_entry(*day, &[&super::lessons_token(&rec.lessons)]));
+            evidence.push(evidence_entry(*day, &[&super::lessons_token(rec.lessons)]));
         }
     }
     let severity = p.pending_excuse.classify(f64::from(longest))?;

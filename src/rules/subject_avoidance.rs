@@ -21,7 +21,7 @@ pub fn evaluate(h: &History, calendar: &Calendar, p: &RuleParams) -> Vec<Finding
             by_subject
                 .entry(subject.as_str())
                 .or_default()
-                .push(evidence_entry(*day, &[&lessons_token(lessons), subject]));
+                .push(evidence_entry(*day, &[&lessons_token(*lessons), subject]));
         }
     }
     by_subject

@@ -26,7 +26,7 @@ pub fn evaluate(h: &History, calendar: &Calendar, p: &RuleParams) -> Option<Find
         } else {
             evidence.push(super::evidence_entry(
                 *date,
-                &[&super::lessons_token(&rec.unexcused_lesson_numbers)],
+                &[&super::lessons_token(rec.unexcused_lesson_numbers)],
             ));
         }
     }

@@ -6,6 +6,7 @@
 //! from the seed, one per concern (roster, timetable, planting), so that changing the planting
 //! does not rename every student.
 
+mod config;
 mod names;
 mod plant;
 mod quality;
