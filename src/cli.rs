@@ -11,6 +11,34 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// Writes a line to stdout. A closed pipe (`fehlzeiten evaluate | head`) ends the command
+/// quietly instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(format_args!("{}\n", format_args!($($arg)*)))?
+    };
+}
+
+/// Like [`out!`] without the newline.
+macro_rules! out_raw {
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(format_args!($($arg)*))?
+    };
+}
+
+/// The error that stands for a closed stdout; `main` exits quietly on it.
+const STDOUT_CLOSED: &str = "\u{0}stdout closed";
+
+pub(crate) fn write_stdout(args: std::fmt::Arguments) -> Result<(), String> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_fmt(args).and_then(|()| stdout.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(STDOUT_CLOSED.to_string()),
+        Err(e) => Err(format!("cannot write to stdout: {e}")),
+    }
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "fehlzeiten",
@@ -150,6 +178,7 @@ pub fn main() -> ExitCode {
     };
     match run(cli) {
         Ok(code) => code,
+        Err(message) if message == STDOUT_CLOSED => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("fehlzeiten: {message}");
             ExitCode::FAILURE
@@ -251,7 +280,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                         eprintln!("warning: {w}");
                     }
                 }
-                println!("{}: ok", cli.config.display());
+                out!("{}: ok", cli.config.display());
                 return Ok(ExitCode::SUCCESS);
             }
             for p in &problems {
@@ -267,7 +296,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 seed: args.seed,
                 today: args.today,
             }))?;
-            print!("{summary}");
+            out_raw!("{summary}");
             Ok(ExitCode::SUCCESS)
         }
         Command::SimulateUntis {
@@ -326,7 +355,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             let config = load_config(&cli)?;
             crate::logging::init(config.daemon.log_level.min(log::LevelFilter::Warn));
             let line = runtime()?.block_on(crate::mail::send_test_mail(&config, to))?;
-            println!("{line}");
+            out!("{line}");
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -352,7 +381,7 @@ async fn sync(config: &Config, school: Option<&str>) -> Result<ExitCode, String>
         match result {
             Ok(r) => {
                 let sync = r.sync.as_ref();
-                println!(
+                out!(
                     "{}: ok: {} students, {} Klassen, {} absences in {}..{}, {} requests; {} findings, {} alert mails; delivered {}, retrying {}, failed {}",
                     s.id,
                     sync.map_or(0, |x| x.students),
@@ -445,9 +474,9 @@ async fn evaluate(
     }
     if json {
         let text = serde_json::to_string_pretty(&all).map_err(|e| e.to_string())?;
-        println!("{text}");
+        out!("{text}");
     } else if all.is_empty() {
-        println!("no findings");
+        out!("no findings");
     } else {
         for f in &all {
             let name = if f.student.name.is_empty() {
@@ -455,7 +484,7 @@ async fn evaluate(
             } else {
                 f.student.name.clone()
             };
-            println!(
+            out!(
                 "{:<8}{} {:<20} {:<5} {:<28} {:<20} {:>4}  {}",
                 f.severity,
                 if f.silenced { " (muted)" } else { "" },
@@ -503,10 +532,10 @@ async fn digest_preview(
         Some(path) => {
             std::fs::write(path, &mail.html)
                 .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-            println!("wrote {}", path.display());
+            out!("wrote {}", path.display());
         }
         None => {
-            println!("Subject: {}\n\n{}", mail.subject, mail.text);
+            out!("Subject: {}\n\n{}", mail.subject, mail.text);
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -634,9 +663,10 @@ fn silence_add(
         Some(rule) => format!("alerts of rule {rule}"),
         None => "all alerts".to_string(),
     };
-    println!(
+    out!(
         "{}: mutes {what} for student {student} in {} until {until} (inclusive)",
-        silence.id, s.id
+        silence.id,
+        s.id
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -688,7 +718,7 @@ fn silence_list(config: &Config, school: Option<&str>, all: bool) -> Result<Exit
         }
     }
     if rows.is_empty() {
-        println!(
+        out!(
             "{}",
             if all {
                 "no silences"
@@ -718,7 +748,7 @@ fn silence_list(config: &Config, school: Option<&str>, all: bool) -> Result<Exit
                 line.push_str(&format!("{cell:<w$}  "));
             }
         }
-        println!("{}", line.trim_end());
+        out!("{}", line.trim_end());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -731,9 +761,10 @@ fn silence_remove(config: &Config, id: &str) -> Result<ExitCode, String> {
             .silence_remove(s.id.as_str(), id, Utc::now(), &by)
             .map_err(|e| e.to_string())?;
         if let Some(x) = removed {
-            println!(
+            out!(
                 "removed {id}: alerts for student {} in {} flow again from the next run",
-                x.student, s.id
+                x.student,
+                s.id
             );
             return Ok(ExitCode::SUCCESS);
         }

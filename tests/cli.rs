@@ -100,6 +100,20 @@ async fn sync_evaluate_and_preview_against_the_simulator() {
     let findings: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert!(!findings.is_empty());
 
+    // A closed pipe (`evaluate | head`) ends the command quietly, not with an internal error.
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .args(["evaluate", "--at", &at])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).is_empty(), "{}", text(&out.stderr));
+
     // A silence shows in evaluate as muted, for that student only.
     let muted = findings[0]["student"]["id"].as_str().unwrap().to_string();
     let out = run(
