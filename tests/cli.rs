@@ -67,8 +67,17 @@ fn scenario() -> Arc<Scenario> {
     Arc::new(Scenario::generate(3, 60, today))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sync_evaluate_and_preview_against_the_simulator() {
+/// A simulated school served on loopback and a config in a temp dir that syncs it.
+struct School {
+    scenario: Arc<Scenario>,
+    sim: sim::SimHandle,
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    /// The scenario's reference day, for `--at`.
+    at: String,
+}
+
+async fn school() -> School {
     let scenario = scenario();
     let sim = sim::start(
         scenario.clone(),
@@ -80,6 +89,24 @@ async fn sync_evaluate_and_preview_against_the_simulator() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &scenario, &sim.base_url(), "sim-password");
     let at = scenario.today.to_string();
+    School {
+        scenario,
+        sim,
+        dir,
+        config,
+        at,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_evaluate_and_preview_against_the_simulator() {
+    let School {
+        scenario,
+        sim,
+        dir,
+        config,
+        at,
+    } = school().await;
 
     // Before any sync there is nothing to evaluate.
     let out = run(&config, &["evaluate", "--at", &at]);
@@ -199,17 +226,13 @@ async fn sync_evaluate_and_preview_against_the_simulator() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_sync_names_the_school_and_keeps_the_data() {
-    let scenario = scenario();
-    let sim = sim::start(
-        scenario.clone(),
-        SimConfig::default(),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &scenario, &sim.base_url(), "sim-password");
-    let at = scenario.today.to_string();
+    let School {
+        scenario: _,
+        sim,
+        dir,
+        config,
+        at,
+    } = school().await;
     let out = run_async(&config, &["sync"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let before = evaluate_json(&config, &at);
