@@ -14,6 +14,7 @@ pub mod mail;
 pub mod model;
 pub mod pipeline;
 pub mod rules;
+pub mod schedule;
 pub mod sim;
 pub mod store;
 pub mod sync;
