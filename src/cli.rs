@@ -55,6 +55,14 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Run the daemon: sync, evaluate and mail on each school's schedule (systemd runs this).
+    Run,
+    /// Ask the running daemon how it is doing (its status endpoint).
+    Status {
+        /// Print the daemon's JSON as it is.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the whole pipeline on a simulated school and write the mails into a directory.
     Demo(DemoArgs),
     /// Check the config file and print every problem; exit 1 if there is any.
@@ -270,6 +278,29 @@ fn school_ids(config: &Config) -> String {
 
 fn run(cli: Cli) -> Result<ExitCode, String> {
     match &cli.command {
+        Command::Run => {
+            // Start order (SPEC §6): logger, config, database, then the daemon binds the status
+            // endpoint, starts the scheduler and says READY.
+            crate::logging::init(log::LevelFilter::Info);
+            let config = load_config(&cli)?;
+            crate::logging::init(config.daemon.log_level);
+            let store = open_store(&config)?;
+            let shutdown = tokio_util::sync::CancellationToken::new();
+            runtime()?
+                .block_on(crate::daemon::run(
+                    config,
+                    store,
+                    std::sync::Arc::new(crate::daemon::SystemClock),
+                    shutdown,
+                ))
+                .map_err(|e| e.to_string())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { json } => {
+            let config = load_config(&cli)?;
+            crate::logging::init(log::LevelFilter::Warn);
+            runtime()?.block_on(status(&config, *json))
+        }
         Command::CheckConfig => {
             crate::logging::init(log::LevelFilter::Warn);
             let problems = config::check_config(&cli.config);
@@ -359,6 +390,98 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The daemon's status endpoint as seen from this host.
+fn status_url(config: &Config, path: &str) -> String {
+    let mut addr = config.daemon.status_listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    format!("http://{addr}{path}")
+}
+
+async fn status(config: &Config, json: bool) -> Result<ExitCode, String> {
+    let url = status_url(config, "/status");
+    let fail = |e: reqwest::Error| {
+        format!(
+            "cannot reach the daemon at {url}: {e}; is `fehlzeiten run` (systemctl status fehlzeiten) running?"
+        )
+    };
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let body = client
+        .get(&url)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(fail)?
+        .text()
+        .await
+        .map_err(fail)?;
+    if json {
+        out!("{body}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let s: crate::status::Status =
+        serde_json::from_str(&body).map_err(|e| format!("unexpected answer from {url}: {e}"))?;
+    out!(
+        "fehlzeiten {}, up {} s, scheduler {}",
+        s.version,
+        s.uptime_s,
+        if s.scheduler_alive {
+            "running"
+        } else {
+            "NOT RUNNING"
+        }
+    );
+    for school in &s.schools {
+        let last = &school.last_sync;
+        out!("{}:", school.id);
+        out!(
+            "  {} students, {} Klassen, {} absences, {} Klassen without class teacher",
+            school.students,
+            school.klassen,
+            school.absences,
+            school.unmapped_klassen
+        );
+        out!(
+            "  last sync: {} {}{}",
+            last.started.as_deref().unwrap_or("never"),
+            match last.ok {
+                Some(true) => "ok",
+                Some(false) => "FAILED",
+                None => "",
+            },
+            last.error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        );
+        out!(
+            "  next sync: {}; next digest: {}",
+            school.next_sync.as_deref().unwrap_or("-"),
+            school.next_digest.as_deref().unwrap_or("-")
+        );
+        out!(
+            "  alerts: {} critical, {} warning, {} watch; outbox: {} pending, {} failed",
+            school.alerts.critical,
+            school.alerts.warning,
+            school.alerts.watch,
+            school.outbox.pending,
+            school.outbox.failed
+        );
+        if let Some(e) = &school.outbox.last_error {
+            out!("  last mail error: {e}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn open_store(config: &Config) -> Result<Store, String> {

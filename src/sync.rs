@@ -107,7 +107,7 @@ pub fn last_reconcile_slot(now: DateTime<Utc>, tz: chrono_tz::Tz, at: NaiveTime)
     now
 }
 
-fn local_instant(tz: chrono_tz::Tz, local: NaiveDateTime) -> Option<DateTime<Utc>> {
+pub(crate) fn local_instant(tz: chrono_tz::Tz, local: NaiveDateTime) -> Option<DateTime<Utc>> {
     if let Some(t) = tz.from_local_datetime(&local).earliest() {
         return Some(t.with_timezone(&Utc));
     }

@@ -18,6 +18,11 @@ impl Store {
         self.get_json(MARKS, school, key)
     }
 
+    /// Sets a mark on its own (the daemon's schedule bookkeeping: first start, last digest slot).
+    pub fn set_mark(&self, school: &str, key: &str, value: &str) -> Result<()> {
+        self.put_json(MARKS, school, key, &value.to_string())
+    }
+
     /// Writes alert states, new outbox entries and marks in one transaction, so an alert is never
     /// marked as notified without its mail in the outbox (and vice versa). Outbox entries that
     /// already exist (same logical mail) are left as they are.

@@ -127,6 +127,16 @@ impl Store {
         Ok(store)
     }
 
+    /// Closes the database and reports what redb could not write, when this is the last handle.
+    /// With other handles still alive (a task that was abandoned at shutdown), the database closes
+    /// when the last one is dropped; redb keeps every committed transaction either way.
+    pub fn close(self) -> Result<()> {
+        match Arc::try_unwrap(self.db) {
+            Ok(db) => db.close().map_err(|e| StoreError::Db(e.to_string())),
+            Err(_) => Ok(()),
+        }
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

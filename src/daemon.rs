@@ -1,0 +1,484 @@
+//! `fehlzeiten run` (SPEC §6): the status endpoint, the scheduler loop, signals, sd_notify and
+//! the watchdog, with one shutdown token handed to every task.
+//!
+//! The scheduler loop wakes at the next slot of any school (at least once a minute on the real
+//! clock), starts the runs that are due, and never starts a second run of a school while one is
+//! in flight. What was done lives in the store: the last sync in the school state, the last
+//! digest slot and the first start in marks, so a restart neither skips nor repeats a digest.
+
+use crate::config::{self, Config, SchoolConfig};
+use crate::mail::Transport;
+use crate::pipeline::{self, PipelineError, RunOptions, RunReport};
+use crate::schedule;
+use crate::status::{self, Shared};
+use crate::store::{Store, StoreError};
+use crate::untis::UntisClient;
+use chrono::{DateTime, TimeDelta, Utc};
+use sd_notify::NotifyState;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// Mark: when the daemon first ran a school (RFC 3339); digest slots before it are never due.
+pub const FIRST_START_MARK: &str = "daemon|first-start";
+/// Mark: the last digest slot whose run completed (RFC 3339).
+pub const DIGEST_SLOT_MARK: &str = "daemon|digest-slot";
+
+/// How long shutdown waits for runs in flight; below systemd's 20 s `TimeoutStopSec` with room
+/// for the status endpoint and closing the database.
+const RUN_DRAIN: Duration = Duration::from_secs(12);
+/// The real-clock loop wakes at least this often (reloads, heartbeat, wall-clock jumps).
+const MAX_SLEEP: TimeDelta = TimeDelta::seconds(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(
+        "cannot listen on {addr} for the status endpoint: {source}; set daemon.status_listen to a free address"
+    )]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot set up signal handling: {0}")]
+    Signals(std::io::Error),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("mail transport: {0}")]
+    Transport(String),
+    #[error("the status endpoint stopped: {0}")]
+    StatusEndpoint(String),
+}
+
+/// Where the daemon reads the time, and how it waits for it. Tests pass a virtual clock that
+/// jumps to the next wake-up at once, so a month runs in seconds.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> DateTime<Utc>;
+    fn sleep_until(&self, until: DateTime<Utc>) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+    /// A virtual clock must not overtake a run: the daemon lets runs in flight finish before it
+    /// asks such a clock to sleep.
+    fn is_virtual(&self) -> bool {
+        false
+    }
+}
+
+/// The system clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+
+    fn sleep_until(&self, until: DateTime<Utc>) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        let wait = (until - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+        Box::pin(tokio::time::sleep(wait))
+    }
+}
+
+/// The scheduler's view of one school.
+struct SchoolPlan {
+    first_start: DateTime<Utc>,
+    last_sync: Option<DateTime<Utc>>,
+    last_digest: Option<DateTime<Utc>>,
+    /// The digest slot whose run last failed: retried with the next sync, not on every tick.
+    digest_failed: Option<DateTime<Utc>>,
+    running: bool,
+    /// SIGUSR1 arrived (while a run was in flight, it runs after that one).
+    forced: bool,
+}
+
+fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Reads the school's bookkeeping, recording the first start if this is it.
+async fn load_plan(
+    store: &Store,
+    school: &str,
+    now: DateTime<Utc>,
+) -> Result<SchoolPlan, StoreError> {
+    let id = school.to_string();
+    store
+        .blocking(move |s| {
+            let first_start = match s
+                .mark(&id, FIRST_START_MARK)?
+                .as_deref()
+                .and_then(parse_time)
+            {
+                Some(t) => t,
+                None => {
+                    s.set_mark(&id, FIRST_START_MARK, &now.to_rfc3339())?;
+                    now
+                }
+            };
+            let last_digest = s
+                .mark(&id, DIGEST_SLOT_MARK)?
+                .as_deref()
+                .and_then(parse_time);
+            let last_sync = s
+                .school_state(&id)?
+                .last_sync
+                .and_then(|r| parse_time(&r.started));
+            Ok(SchoolPlan {
+                first_start,
+                last_sync,
+                last_digest,
+                digest_failed: None,
+                running: false,
+                forced: false,
+            })
+        })
+        .await
+}
+
+type RunResult = (
+    String,
+    Option<DateTime<Utc>>,
+    Result<RunReport, PipelineError>,
+);
+
+/// One run of one school; with a due digest it still goes out from stored data when WebUntis
+/// fails, since teachers expect it on Monday morning either way.
+async fn run_one(
+    store: Store,
+    config: Arc<Config>,
+    school: SchoolConfig,
+    transport: Arc<Transport>,
+    now: DateTime<Utc>,
+    digest: Option<DateTime<Utc>>,
+) -> RunResult {
+    let id = school.id.to_string();
+    let options = RunOptions {
+        digests: digest.is_some(),
+        deliver: true,
+    };
+    let result = match UntisClient::new(&school.untis) {
+        Ok(client) => {
+            pipeline::run_school(
+                &store,
+                &config,
+                &school,
+                Some(&client),
+                &transport,
+                now,
+                options,
+            )
+            .await
+        }
+        Err(e) => Err(PipelineError::Sync {
+            school: id.clone(),
+            source: crate::sync::SyncError::Untis(e),
+        }),
+    };
+    let result = match result {
+        Err(PipelineError::Sync { source, .. }) if digest.is_some() => {
+            log::warn!("school {id}: sync failed ({source}); sending the digest from stored data");
+            pipeline::run_school(&store, &config, &school, None, &transport, now, options).await
+        }
+        other => other,
+    };
+    if let (Some(slot), Ok(_)) = (digest, &result) {
+        let (sid, slot) = (id.clone(), slot.to_rfc3339());
+        if let Err(e) = store
+            .blocking(move |s| s.set_mark(&sid, DIGEST_SLOT_MARK, &slot))
+            .await
+        {
+            return (
+                id,
+                digest,
+                Err(PipelineError::Store {
+                    school: school.id.to_string(),
+                    source: e,
+                }),
+            );
+        }
+    }
+    (id, digest, result)
+}
+
+fn notify(states: &[NotifyState]) {
+    if let Err(e) = sd_notify::notify(states) {
+        log::warn!("sd_notify failed: {e}");
+    }
+}
+
+/// Loads the config file again; on any problem keeps `current` and says why in one line.
+fn reload(current: &Arc<Config>) -> Option<Arc<Config>> {
+    if current.path.as_os_str().is_empty() {
+        log::warn!("SIGHUP: this config was not read from a file; nothing to reload");
+        return None;
+    }
+    match config::load(&current.path) {
+        Ok(c) => {
+            log::info!("SIGHUP: reloaded {}", current.path.display());
+            Some(Arc::new(c))
+        }
+        Err(e) => {
+            let first = e
+                .problems
+                .first()
+                .map_or_else(|| "invalid".to_string(), ToString::to_string);
+            log::error!(
+                "SIGHUP: keeping the running config, the new one has {} problem(s): {first}",
+                e.problems.len()
+            );
+            None
+        }
+    }
+}
+
+/// Runs the daemon until `shutdown` is cancelled or SIGTERM/SIGINT arrives. Returns an error
+/// when an essential task dies, so that systemd restarts the service.
+pub async fn run(
+    config: Config,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    shutdown: CancellationToken,
+) -> Result<(), DaemonError> {
+    let mut config = Arc::new(config);
+    let mut transport = Arc::new(
+        Transport::from_config(&config.mail).map_err(|e| DaemonError::Transport(e.to_string()))?,
+    );
+    let shared = Arc::new(Shared::new(config.clone()));
+
+    // Signal streams are created once, before READY, so no signal is lost after it.
+    let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
+    let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
+    let mut usr1 = signal(SignalKind::user_defined1()).map_err(DaemonError::Signals)?;
+
+    let addr = config.daemon.status_listen;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| DaemonError::Bind { addr, source })?;
+    let mut server = tokio::spawn(status::serve(
+        listener,
+        shared.clone(),
+        store.clone(),
+        shutdown.child_token(),
+    ));
+
+    let mut plans: BTreeMap<String, SchoolPlan> = BTreeMap::new();
+    for school in &config.schools {
+        let plan = load_plan(&store, school.id.as_str(), clock.now()).await?;
+        plans.insert(school.id.to_string(), plan);
+    }
+    let watchdog = sd_notify::watchdog_enabled();
+    shared.beat();
+    notify(&[
+        NotifyState::Ready,
+        NotifyState::Status(&format!(
+            "running: {} school(s), status on {addr}",
+            config.schools.len()
+        )),
+    ]);
+    log::info!(
+        "started: {} school(s), status on {addr}",
+        config.schools.len()
+    );
+
+    let mut runs: JoinSet<RunResult> = JoinSet::new();
+    // Which school each run belongs to, to free it even when the run panicked.
+    let mut run_schools: BTreeMap<tokio::task::Id, String> = BTreeMap::new();
+    let mut outcome = Ok(());
+    loop {
+        if shutdown.is_cancelled() {
+            break;
+        }
+        shared.beat();
+        if watchdog.is_some() {
+            notify(&[NotifyState::Watchdog]);
+        }
+        let now = clock.now();
+        let mut wake = if clock.is_virtual() {
+            now + TimeDelta::days(1)
+        } else {
+            now + MAX_SLEEP
+        };
+        let mut next_times = BTreeMap::new();
+        for school in &config.schools {
+            let id = school.id.to_string();
+            let Some(plan) = plans.get_mut(&id) else {
+                continue;
+            };
+            let next_sync = schedule::next_sync(school, now, plan.last_sync);
+            let next_digest = schedule::next_digest(school, now);
+            next_times.insert(id.clone(), (next_sync, next_digest));
+            if plan.running {
+                continue;
+            }
+            let digest = schedule::due_digest(school, now, plan.first_start, plan.last_digest)
+                .filter(|slot| plan.digest_failed != Some(*slot) || next_sync <= now);
+            if plan.forced || next_sync <= now || digest.is_some() {
+                plan.forced = false;
+                plan.running = true;
+                plan.last_sync = Some(now);
+                log::info!(
+                    "school {id}: run started{}",
+                    if digest.is_some() {
+                        " with digests"
+                    } else {
+                        ""
+                    }
+                );
+                let handle = runs.spawn(run_one(
+                    store.clone(),
+                    config.clone(),
+                    school.clone(),
+                    transport.clone(),
+                    now,
+                    digest,
+                ));
+                run_schools.insert(handle.id(), id.clone());
+            } else {
+                wake = wake.min(next_sync);
+                if let Some(d) = next_digest {
+                    wake = wake.min(d);
+                }
+            }
+        }
+        match shared.next.lock() {
+            Ok(mut n) => *n = next_times,
+            Err(poisoned) => *poisoned.into_inner() = next_times,
+        }
+        if let Some(period) = watchdog {
+            let half = TimeDelta::from_std(period / 2).unwrap_or(MAX_SLEEP);
+            wake = wake.min(now + half);
+        }
+
+        // A virtual clock would jump past the runs in flight: let them finish first.
+        let sleep: Pin<Box<dyn Future<Output = ()> + Send + '_>> =
+            if clock.is_virtual() && !runs.is_empty() {
+                Box::pin(std::future::pending())
+            } else {
+                clock.sleep_until(wake)
+            };
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = term.recv() => { log::info!("SIGTERM: stopping"); break; }
+            _ = int.recv() => { log::info!("SIGINT: stopping"); break; }
+            _ = hup.recv() => {
+                if let Some(new) = reload(&config) {
+                    match Transport::from_config(&new.mail) {
+                        Ok(t) => {
+                            transport = Arc::new(t);
+                            config = new;
+                            for school in &config.schools {
+                                let id = school.id.to_string();
+                                if let std::collections::btree_map::Entry::Vacant(e) = plans.entry(id) {
+                                    let plan = load_plan(&store, e.key(), clock.now()).await?;
+                                    e.insert(plan);
+                                }
+                            }
+                            match shared.config.write() {
+                                Ok(mut c) => *c = config.clone(),
+                                Err(poisoned) => *poisoned.into_inner() = config.clone(),
+                            }
+                        }
+                        Err(e) => log::error!("SIGHUP: keeping the running config, the new mail transport fails: {e}"),
+                    }
+                }
+            }
+            _ = usr1.recv() => {
+                log::info!("SIGUSR1: syncing every school now");
+                for plan in plans.values_mut() {
+                    plan.forced = true;
+                }
+            }
+            Some(done) = runs.join_next_with_id(), if !runs.is_empty() => {
+                finish(&mut plans, &mut run_schools, done);
+            }
+            ended = &mut server => {
+                let why = match ended {
+                    Ok(Ok(())) => "ended".to_string(),
+                    Ok(Err(e)) => e.to_string(),
+                    Err(e) => e.to_string(),
+                };
+                log::error!("the status endpoint stopped: {why}; exiting so that systemd restarts the daemon");
+                outcome = Err(DaemonError::StatusEndpoint(why));
+                break;
+            }
+            _ = sleep => {}
+        }
+    }
+
+    notify(&[NotifyState::Stopping]);
+    shared.stopped();
+    shutdown.cancel();
+    // Finish the runs in flight; one that takes too long is abandoned: a run writes the store in
+    // single transactions, so an abandoned one leaves the last committed state.
+    let drained = tokio::time::timeout(RUN_DRAIN, async {
+        while let Some(done) = runs.join_next_with_id().await {
+            finish(&mut plans, &mut run_schools, done);
+        }
+    })
+    .await;
+    if drained.is_err() {
+        log::warn!("shutdown: abandoning {} run(s) still in flight", runs.len());
+        runs.abort_all();
+        while runs.join_next_with_id().await.is_some() {}
+    }
+    if !server.is_finished() {
+        let _ = tokio::time::timeout(Duration::from_secs(6), &mut server).await;
+    }
+    drop(shared);
+    drop(transport);
+    store.close()?;
+    log::info!("stopped");
+    outcome
+}
+
+fn finish(
+    plans: &mut BTreeMap<String, SchoolPlan>,
+    run_schools: &mut BTreeMap<tokio::task::Id, String>,
+    done: Result<(tokio::task::Id, RunResult), tokio::task::JoinError>,
+) {
+    let (id, digest, result) = match done {
+        Ok((task, r)) => {
+            run_schools.remove(&task);
+            r
+        }
+        Err(e) => {
+            // A run that panicked: free its school so the next slot runs it again.
+            if let Some(id) = run_schools.remove(&e.id()) {
+                log::error!("school {id}: run ended abnormally: {e}");
+                if let Some(plan) = plans.get_mut(&id) {
+                    plan.running = false;
+                }
+            }
+            return;
+        }
+    };
+    let Some(plan) = plans.get_mut(&id) else {
+        return;
+    };
+    plan.running = false;
+    match result {
+        Ok(report) => {
+            if digest.is_some() {
+                plan.last_digest = digest;
+                plan.digest_failed = None;
+            }
+            log::info!(
+                "school {id}: run done: {} findings, {} alert mails, {} digests; delivered {}, retrying {}, failed {}",
+                report.findings,
+                report.immediate_mails,
+                report.digest_mails,
+                report.delivery.sent,
+                report.delivery.retried,
+                report.delivery.failed
+            );
+        }
+        Err(e) => {
+            plan.digest_failed = digest;
+            log::warn!("run failed: {e}");
+        }
+    }
+}
