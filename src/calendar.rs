@@ -85,6 +85,16 @@ pub fn public_holidays(state: &str, year: i32) -> Vec<(NaiveDate, &'static str)>
     out
 }
 
+/// Whether `day` is a school day by weekday, the public holidays of `state` and `holidays`,
+/// without regard to a school year (the daemon's schedule asks this before any sync).
+pub fn is_school_day_on(state: &str, holidays: &[Holiday], day: NaiveDate) -> bool {
+    !matches!(day.weekday(), Weekday::Sat | Weekday::Sun)
+        && !holidays.iter().any(|h| h.from <= day && day <= h.to)
+        && !public_holidays(state, day.year())
+            .iter()
+            .any(|(d, _)| *d == day)
+}
+
 /// Why a day is not a school day.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DayOff {

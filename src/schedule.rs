@@ -6,10 +6,10 @@
 //! skips (02:30 on 29 March 2026 in Berlin) counts as the first quarter hour after the gap; a
 //! repeated one (02:30 on 25 October 2026) as its first occurrence, so it runs once.
 
-use crate::calendar::public_holidays;
+use crate::calendar::is_school_day_on;
 use crate::config::SchoolConfig;
 use crate::sync::local_instant;
-use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeDelta, Utc, Weekday};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeDelta, Utc};
 
 /// Syncs outside `sync_hours` or on days without school: often enough to notice excuses entered
 /// in the evening, rarely enough to leave WebUntis alone.
@@ -23,15 +23,7 @@ pub fn retention_at() -> NaiveTime {
 /// Whether `day` (school-local) is a school day: a weekday that is neither a public holiday of
 /// the school's state nor inside a configured holiday.
 pub fn is_school_day(school: &SchoolConfig, day: NaiveDate) -> bool {
-    if matches!(day.weekday(), Weekday::Sat | Weekday::Sun) {
-        return false;
-    }
-    if school.holidays.iter().any(|h| h.from <= day && day <= h.to) {
-        return false;
-    }
-    !public_holidays(&school.state, day.year())
-        .iter()
-        .any(|(d, _)| *d == day)
+    is_school_day_on(&school.state, &school.holidays, day)
 }
 
 /// Whether `t` falls inside `sync_hours` on a school day.
@@ -155,6 +147,7 @@ mod tests {
     use crate::config::{TimeRange, WeeklySlot};
     use crate::sim::{Scenario, SimConfig};
     use chrono::TimeZone;
+    use chrono::Weekday;
     use chrono_tz::Europe::Berlin;
 
     fn school(digest: (Weekday, u32, u32), every_min: u64) -> SchoolConfig {
