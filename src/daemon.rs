@@ -132,7 +132,9 @@ async fn load_plan(
                 last_digest,
                 digest_failed: None,
                 running: false,
-                forced: false,
+                // SPEC §6: the first sync runs right after start, however recent the last one
+                // (a restart after a config change must show its effect at once).
+                forced: true,
             })
         })
         .await
