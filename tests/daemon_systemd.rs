@@ -35,7 +35,7 @@ fn write_config(dir: &Path, scenario: &Scenario, api_base: &str, port: u16) -> P
         social_workers: vec!["sozial@schule.example".into()],
     };
     let text = format!(
-        "[daemon]\ndata_dir = \"state\"\nstatus_listen = \"127.0.0.1:{port}\"\n\n[mail]\n\
+        "[daemon]\ndata_dir = \"state\"\nstatus_listen = \"127.0.0.1:{port}\"\nlog_level = \"debug\"\n\n[mail]\n\
          from = \"fehlzeiten@schule.example\"\ntransport = \"file\"\nfile_dir = \"mails\"\n\n{}",
         config_snippet(scenario, api_base, &SimConfig::default(), &school)
     );
@@ -116,7 +116,7 @@ fn rss_kib(pid: u32) -> Option<u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_speaks_the_systemd_contract() {
     let today = Scenario::reference_day(NaiveDate::from_ymd_opt(2026, 3, 13).unwrap());
-    let scenario = Arc::new(Scenario::generate(5, 40, today));
+    let scenario = Arc::new(Scenario::generate(5, 120, today));
     let sim = sim::start(
         scenario.clone(),
         SimConfig::default(),
@@ -234,14 +234,31 @@ async fn run_speaks_the_systemd_contract() {
         stderr.contains("SIGHUP: keeping the running config"),
         "{stderr}"
     );
-    // Logs carry ids only.
-    for st in &scenario.students {
-        assert!(!stderr.contains(&st.family_name), "a name in the log");
-    }
+    // Logs carry ids only, even at debug level: no student's or teacher's name, no address.
     assert!(
-        !stderr.contains("sozial@schule.example"),
-        "an address in the log"
+        stderr.lines().count() > 3,
+        "too little logged to judge: {stderr}"
     );
+    for st in &scenario.students {
+        let full = format!("{} {}", st.given_name, st.family_name);
+        assert!(!stderr.contains(&full), "a student's name in the log");
+        assert!(
+            !stderr.contains(&st.family_name),
+            "a student's name in the log"
+        );
+        assert!(
+            !stderr.contains(&st.username),
+            "a student's username in the log"
+        );
+    }
+    for t in &scenario.teachers {
+        assert!(
+            !stderr.contains(&t.family_name),
+            "a teacher's name in the log"
+        );
+        assert!(!stderr.contains(&t.email), "a teacher's address in the log");
+    }
+    assert!(!stderr.contains('@'), "an address in the log: {stderr}");
     eprintln!(
         "start to READY: {to_ready:?}; idle RSS: {idle_rss:?} KiB; stop took {:?}",
         stop.elapsed()
