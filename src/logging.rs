@@ -15,9 +15,12 @@ struct Logger {
 
 impl Logger {
     fn allowed(&self, meta: &Metadata) -> bool {
-        let noisy = NOISY
-            .iter()
-            .any(|n| meta.target() == *n || meta.target().starts_with(&format!("{n}::")));
+        let target = meta.target();
+        let noisy = NOISY.iter().any(|n| {
+            target
+                .strip_prefix(n)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+        });
         let level = if noisy {
             self.level.min(LevelFilter::Warn)
         } else {
