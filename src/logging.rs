@@ -8,6 +8,15 @@ use std::sync::OnceLock;
 /// Targets that log too much at info level.
 const NOISY: [&str; 6] = ["hyper", "hyper_util", "reqwest", "rustls", "h2", "redb"];
 
+/// Whether a log target belongs to one of the [`NOISY`] crates (the crate or a module of it).
+fn is_noisy(target: &str) -> bool {
+    NOISY.iter().any(|n| {
+        target
+            .strip_prefix(n)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+    })
+}
+
 struct Logger {
     level: LevelFilter,
     journal: Option<systemd_journal_logger::JournalLog>,
@@ -15,13 +24,7 @@ struct Logger {
 
 impl Logger {
     fn allowed(&self, meta: &Metadata) -> bool {
-        let target = meta.target();
-        let noisy = NOISY.iter().any(|n| {
-            target
-                .strip_prefix(n)
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
-        });
-        let level = if noisy {
+        let level = if is_noisy(meta.target()) {
             self.level.min(LevelFilter::Warn)
         } else {
             self.level
@@ -67,4 +70,18 @@ pub fn init(level: LevelFilter) {
     });
     let _ = log::set_logger(logger);
     log::set_max_level(level);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_noisy;
+
+    #[test]
+    fn noisy_targets_are_crates_and_their_modules() {
+        assert!(is_noisy("hyper"));
+        assert!(is_noisy("hyper_util::client::legacy"));
+        assert!(is_noisy("rustls::conn"));
+        assert!(!is_noisy("hyperion"));
+        assert!(!is_noisy("fehlzeiten::sync"));
+    }
 }
