@@ -9,6 +9,7 @@
 use crate::config::{self, Config, SchoolConfig};
 use crate::mail::Transport;
 use crate::pipeline::{self, PipelineError, RunOptions, RunReport};
+use crate::privacy;
 use crate::schedule;
 use crate::status::{self, Shared};
 use crate::store::{Store, StoreError};
@@ -286,6 +287,8 @@ pub async fn run(
         config.schools.len()
     );
 
+    // SPEC §9: the retention job, daily at its slot, and at start when a slot was missed.
+    let mut retention_last = store.blocking(|s| s.retention_last_run()).await?;
     let mut runs: JoinSet<RunResult> = JoinSet::new();
     // Which school each run belongs to, to free it even when the run panicked.
     let mut run_schools: BTreeMap<tokio::task::Id, String> = BTreeMap::new();
@@ -304,6 +307,19 @@ pub async fn run(
         } else {
             now + MAX_SLEEP
         };
+        if privacy::next_retention(&config, retention_last).is_none_or(|t| t <= now) {
+            let cfg = config.clone();
+            if let Err(e) = store
+                .blocking(move |s| Ok(privacy::run_retention(s, &cfg, now)))
+                .await
+            {
+                log::error!("retention: the job did not run: {e}");
+            }
+            retention_last = Some(now);
+        }
+        if let Some(t) = privacy::next_retention(&config, retention_last) {
+            wake = wake.min(t);
+        }
         let mut next_times = BTreeMap::new();
         for school in &config.schools {
             let id = school.id.to_string();
@@ -398,6 +414,10 @@ pub async fn run(
                 finish(&mut plans, &mut run_schools, done);
             }
             ended = &mut server => {
+                // Stopping already (the endpoint saw the same token first): not a failure.
+                if shutdown.is_cancelled() {
+                    break;
+                }
                 let why = match ended {
                     Ok(Ok(())) => "ended".to_string(),
                     Ok(Err(e)) => e.to_string(),

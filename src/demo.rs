@@ -97,6 +97,7 @@ fn demo_config(
             status_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8787)),
             language: Language::De,
             log_level: log::LevelFilter::Warn,
+            removed_school_retention_days: 30,
         },
         mail: MailConfig {
             from: FROM.to_string(),

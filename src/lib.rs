@@ -14,6 +14,7 @@ pub mod logging;
 pub mod mail;
 pub mod model;
 pub mod pipeline;
+pub mod privacy;
 pub mod rules;
 pub mod schedule;
 pub mod sim;

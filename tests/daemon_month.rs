@@ -73,6 +73,7 @@ fn config(dir: &Path, scenario: &Scenario, api_base: &str) -> Config {
             status_listen: "127.0.0.1:0".parse().unwrap(),
             language: Language::De,
             log_level: log::LevelFilter::Warn,
+            removed_school_retention_days: 30,
         },
         mail: MailConfig {
             from: "fehlzeiten@schule.example".into(),

@@ -115,6 +115,7 @@ fn config(dir: &Path) -> Config {
             status_listen: "127.0.0.1:8787".parse().unwrap(),
             language: Language::En,
             log_level: log::LevelFilter::Warn,
+            removed_school_retention_days: 30,
         },
         mail: MailConfig {
             from: "Fehlzeiten <fehlzeiten@schule.example>".into(),

@@ -479,6 +479,7 @@ fn config_with(mail: MailConfig, data_dir: PathBuf, language: Language) -> Confi
             status_listen: "127.0.0.1:0".parse().unwrap(),
             language,
             log_level: log::LevelFilter::Info,
+            removed_school_retention_days: 30,
         },
         mail,
         schools: Vec::new(),

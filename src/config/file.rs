@@ -28,6 +28,8 @@ pub struct DaemonSection {
     pub language: String,
     #[serde(default = "default_log_level")]
     pub log_level: String,
+    #[serde(default = "default_removed_school_retention_days")]
+    pub removed_school_retention_days: i64,
 }
 
 impl Default for DaemonSection {
@@ -37,6 +39,7 @@ impl Default for DaemonSection {
             status_listen: default_status_listen(),
             language: default_language(),
             log_level: default_log_level(),
+            removed_school_retention_days: default_removed_school_retention_days(),
         }
     }
 }
@@ -52,6 +55,9 @@ fn default_language() -> String {
 }
 fn default_log_level() -> String {
     "info".to_string()
+}
+fn default_removed_school_retention_days() -> i64 {
+    30
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -67,6 +67,8 @@ pub struct DaemonConfig {
     pub status_listen: SocketAddr,
     pub language: Language,
     pub log_level: log::LevelFilter,
+    /// Days after which the data of a school removed from the config is deleted (SPEC §9).
+    pub removed_school_retention_days: u32,
 }
 
 #[derive(Debug, Clone)]

@@ -432,11 +432,24 @@ impl<'a> Checker<'a> {
                 None
             }
         };
+        let removed_school_retention_days = self.check(
+            "daemon.removed_school_retention_days",
+            u32::try_from(d.removed_school_retention_days)
+                .ok()
+                .filter(|n| (1..=3650).contains(n))
+                .ok_or_else(|| {
+                    format!(
+                        "{} is out of range; give a number of days from 1 to 3650, e.g. 30",
+                        d.removed_school_retention_days
+                    )
+                }),
+        );
         Some(DaemonConfig {
             data_dir: data_dir?,
             status_listen: status_listen?,
             language: language?,
             log_level: log_level?,
+            removed_school_retention_days: removed_school_retention_days?,
         })
     }
 

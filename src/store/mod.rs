@@ -9,11 +9,13 @@
 mod alerts;
 mod audit;
 mod outbox;
+mod retention;
 mod school;
 mod silences;
 
 pub use audit::AuditEvent;
 pub use outbox::{OutboxEntry, OutboxStatus, OutboxSummary};
+pub use retention::AgeDeletion;
 pub use school::{AbsenceReplacement, SchoolSnapshot, SchoolState, SyncRecord, SyncWrite};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
