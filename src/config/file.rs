@@ -28,6 +28,9 @@ pub struct DaemonSection {
     pub language: String,
     #[serde(default = "default_log_level")]
     pub log_level: String,
+    /// The admin socket (SPEC §8); read by [`super::admin_socket`].
+    #[serde(default)]
+    pub admin_socket: Option<PathBuf>,
 }
 
 impl Default for DaemonSection {
@@ -37,6 +40,7 @@ impl Default for DaemonSection {
             status_listen: default_status_listen(),
             language: default_language(),
             log_level: default_log_level(),
+            admin_socket: None,
         }
     }
 }

@@ -40,6 +40,25 @@ pub struct Config {
     pub schools: Vec<SchoolConfig>,
 }
 
+/// Where the daemon listens for admin commands when the config does not say (SPEC §8).
+pub const DEFAULT_ADMIN_SOCKET: &str = "/run/fehlzeiten/admin.sock";
+
+/// `daemon.admin_socket` of the file the config was loaded from (default
+/// [`DEFAULT_ADMIN_SOCKET`], relative paths against the file's directory); `None` for a config
+/// built in code, which gets no admin socket.
+pub fn admin_socket(config: &Config) -> Option<PathBuf> {
+    if config.path.as_os_str().is_empty() {
+        return None;
+    }
+    let configured = std::fs::read_to_string(&config.path)
+        .ok()
+        .and_then(|text| toml::from_str::<file::ConfigFile>(&text).ok())
+        .and_then(|f| f.daemon.admin_socket)
+        .filter(|p| !p.as_os_str().is_empty());
+    let path = configured.unwrap_or_else(|| PathBuf::from(DEFAULT_ADMIN_SOCKET));
+    Some(parse::resolve_path(&parse::config_dir(&config.path), &path))
+}
+
 impl Config {
     pub fn school(&self, id: &str) -> Option<&SchoolConfig> {
         self.schools.iter().find(|s| s.id.as_str() == id)
