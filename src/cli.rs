@@ -353,7 +353,15 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Sync { school } => {
             let config = load_config(&cli)?;
             crate::logging::init(config.daemon.log_level.min(log::LevelFilter::Warn));
-            runtime()?.block_on(sync(&config, school.as_deref()))
+            let request = crate::admin::Request::Sync {
+                school: school.clone(),
+            };
+            match via_daemon(&config, &request)? {
+                Routed::Done(code) => Ok(code),
+                Routed::NoDaemon(why) => {
+                    runtime()?.block_on(sync(&config, school.as_deref(), &why))
+                }
+            }
         }
         Command::Evaluate { school, json, at } => {
             let config = load_config(&cli)?;
@@ -488,9 +496,54 @@ fn open_store(config: &Config) -> Result<Store, String> {
     Store::open(&config.daemon.data_dir).map_err(|e| e.to_string())
 }
 
-async fn sync(config: &Config, school: Option<&str>) -> Result<ExitCode, String> {
+/// How a command that changes data went: answered by the daemon, or no daemon answered (why).
+enum Routed {
+    Done(ExitCode),
+    NoDaemon(String),
+}
+
+/// Sends `request` to the running daemon's admin socket (SPEC §8) and prints its answer.
+fn via_daemon(config: &Config, request: &crate::admin::Request) -> Result<Routed, String> {
+    let Some(path) = config::admin_socket(config) else {
+        return Ok(Routed::NoDaemon("no admin socket configured".into()));
+    };
+    let reply = match crate::admin::call(&path, request)? {
+        Ok(reply) => reply,
+        Err(why) => return Ok(Routed::NoDaemon(why)),
+    };
+    let (output, error) = crate::admin::reply_output(&reply);
+    print_output(&output)?;
+    match error {
+        None => Ok(Routed::Done(ExitCode::SUCCESS)),
+        Some(e) => Err(e),
+    }
+}
+
+fn print_output(output: &crate::admin::Output) -> Result<(), String> {
+    for line in &output.err {
+        eprintln!("{line}");
+    }
+    for line in &output.out {
+        out!("{line}");
+    }
+    Ok(())
+}
+
+/// Opens the database for a command that found no daemon on the admin socket; a database held
+/// by a daemon whose socket does not answer is said in one line.
+fn open_store_without_daemon(config: &Config, why: &str) -> Result<Store, String> {
+    Store::open(&config.daemon.data_dir).map_err(|e| match e {
+        crate::store::StoreError::InUse(_) => crate::admin::unreachable_message(config, why),
+        crate::store::StoreError::Open(_, msg) if msg.contains("already open") => {
+            crate::admin::unreachable_message(config, why)
+        }
+        other => other.to_string(),
+    })
+}
+
+async fn sync(config: &Config, school: Option<&str>, why: &str) -> Result<ExitCode, String> {
     let schools = selected(config, school)?;
-    let store = open_store(config)?;
+    let store = open_store_without_daemon(config, why)?;
     let transport = Transport::from_config(&config.mail).map_err(|e| e.to_string())?;
     let mut failed = Vec::new();
     let options = RunOptions {
@@ -503,22 +556,7 @@ async fn sync(config: &Config, school: Option<&str>) -> Result<ExitCode, String>
     for (s, result) in schools.iter().zip(results) {
         match result {
             Ok(r) => {
-                let sync = r.sync.as_ref();
-                out!(
-                    "{}: ok: {} students, {} Klassen, {} absences in {}..{}, {} requests; {} findings, {} alert mails; delivered {}, retrying {}, failed {}",
-                    s.id,
-                    sync.map_or(0, |x| x.students),
-                    sync.map_or(0, |x| x.klassen),
-                    sync.map_or(0, |x| x.absences),
-                    sync.map_or(String::new(), |x| x.window.0.to_string()),
-                    sync.map_or(String::new(), |x| x.window.1.to_string()),
-                    sync.map_or(0, |x| x.data_requests + x.token_requests),
-                    r.findings,
-                    r.immediate_mails,
-                    r.delivery.sent,
-                    r.delivery.retried,
-                    r.delivery.failed,
-                );
+                out!("{}", crate::admin::report_line(s.id.as_str(), &r));
             }
             Err(e) => {
                 eprintln!("{}: failed: {e}", s.id);
@@ -681,219 +719,61 @@ fn invoking_user() -> String {
         .unwrap_or_else(|| "unknown".to_string())
 }
 
-/// How many fresh ids `silence add` tries before it gives up (a clash is a 1 in 4 billion event).
-const SILENCE_ID_ATTEMPTS: usize = 5;
-
 fn silence(config: &Config, action: &SilenceCommand) -> Result<ExitCode, String> {
-    // These commands open the database themselves. While the daemon runs it holds the database;
-    // routing them through its admin socket (SPEC §8) goes here.
-    match action {
+    // While the daemon runs it is the only writer of the database: ask it (SPEC §8).
+    let request = match action {
         SilenceCommand::Add {
             school,
             student,
             rule,
             until,
             reason,
-        } => silence_add(config, school, student, rule.as_deref(), *until, reason),
-        SilenceCommand::List { school, all } => silence_list(config, school.as_deref(), *all),
-        SilenceCommand::Remove { id } => silence_remove(config, id),
-    }
-}
-
-fn all_rules_label(config: &Config) -> &'static str {
-    match config.daemon.language {
-        config::Language::De => "alle Regeln",
-        config::Language::En => "all rules",
-    }
-}
-
-fn silence_add(
-    config: &Config,
-    school: &str,
-    student: &str,
-    rule: Option<&str>,
-    until: NaiveDate,
-    reason: &str,
-) -> Result<ExitCode, String> {
-    let s = config.school(school).ok_or_else(|| {
-        format!(
-            "no school `{school}` in the config; configured: {}",
-            school_ids(config)
-        )
-    })?;
-    let student = student.trim();
-    if student.is_empty() {
-        return Err("--student is empty; give the student's id as `evaluate` shows it".into());
-    }
-    if let Some(rule) = rule
-        && !crate::rules::RULE_IDS.contains(&rule)
-    {
-        return Err(format!(
-            "unknown rule `{rule}`; known rules: {} (leave out --rule to mute all rules)",
-            crate::rules::RULE_IDS.join(", ")
-        ));
-    }
-    let now = Utc::now();
-    let today = now.with_timezone(&s.timezone).date_naive();
-    if until < today {
-        return Err(format!(
-            "--until {until} is in the past (today is {today} in {}); give today or a later date",
-            s.id
-        ));
-    }
-    let reason = reason.trim();
-    if reason.is_empty() {
-        return Err(
-            "--reason is empty; say why, e.g. --reason \"known case, help plan running\"".into(),
-        );
-    }
-    let store = open_store(config)?;
-    let mut silence = crate::model::Silence {
-        id: String::new(),
-        school: s.id.clone(),
-        student: crate::model::StudentId(student.to_string()),
-        rule: rule.map(str::to_string),
-        until,
-        reason: reason.to_string(),
-        author: invoking_user(),
-        created: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        } => crate::admin::Request::SilenceAdd {
+            school: school.clone(),
+            student: student.clone(),
+            rule: rule.clone(),
+            until: *until,
+            reason: reason.clone(),
+            author: Some(invoking_user()),
+        },
+        SilenceCommand::List { school, all } => crate::admin::Request::SilenceList {
+            school: school.clone(),
+            all: *all,
+        },
+        SilenceCommand::Remove { id } => crate::admin::Request::SilenceRemove {
+            id: id.clone(),
+            by: Some(invoking_user()),
+        },
     };
-    let mut added = false;
-    for _ in 0..SILENCE_ID_ATTEMPTS {
-        silence.id = crate::model::Silence::new_id();
-        // Ids are unique across the configured schools, so `silence remove` needs no school.
-        if find_silence(config, &store, &silence.id)?.is_some() {
-            continue;
-        }
-        if store.silence_add(&silence).map_err(|e| e.to_string())? {
-            added = true;
-            break;
-        }
-    }
-    if !added {
-        return Err("could not find a free silence id; try again".into());
-    }
-    if !store
-        .has_student(s.id.as_str(), student)
-        .map_err(|e| e.to_string())?
-    {
-        eprintln!(
-            "warning: no student `{student}` in the stored roster of {} (yet); check the id with `fehlzeiten evaluate`",
-            s.id
-        );
-    }
-    let what = match rule {
-        Some(rule) => format!("alerts of rule {rule}"),
-        None => "all alerts".to_string(),
+    let why = match via_daemon(config, &request)? {
+        Routed::Done(code) => return Ok(code),
+        Routed::NoDaemon(why) => why,
     };
-    out!(
-        "{}: mutes {what} for student {student} in {} until {until} (inclusive)",
-        silence.id,
-        s.id
-    );
+    let store = open_store_without_daemon(config, &why)?;
+    let output = match action {
+        SilenceCommand::Add {
+            school,
+            student,
+            rule,
+            until,
+            reason,
+        } => crate::admin::silence_add(
+            config,
+            &store,
+            school,
+            student,
+            rule.as_deref(),
+            *until,
+            reason,
+            &invoking_user(),
+        ),
+        SilenceCommand::List { school, all } => {
+            crate::admin::silence_list(config, &store, school.as_deref(), *all)
+        }
+        SilenceCommand::Remove { id } => {
+            crate::admin::silence_remove(config, &store, id, &invoking_user())
+        }
+    }?;
+    print_output(&output)?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// The school and silence with this id among the configured schools.
-fn find_silence<'a>(
-    config: &'a Config,
-    store: &Store,
-    id: &str,
-) -> Result<Option<(&'a config::SchoolConfig, crate::model::Silence)>, String> {
-    for s in &config.schools {
-        let found = store
-            .silences(s.id.as_str())
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .find(|x| x.id == id);
-        if let Some(found) = found {
-            return Ok(Some((s, found)));
-        }
-    }
-    Ok(None)
-}
-
-fn silence_list(config: &Config, school: Option<&str>, all: bool) -> Result<ExitCode, String> {
-    let schools = selected(config, school)?;
-    let store = open_store(config)?;
-    let mut rows: Vec<[String; 7]> = Vec::new();
-    for s in schools {
-        let today = Utc::now().with_timezone(&s.timezone).date_naive();
-        let mut silences = store.silences(s.id.as_str()).map_err(|e| e.to_string())?;
-        silences.retain(|x| all || crate::alerts::silence_in_force(x, today));
-        silences.sort_by(|a, b| a.until.cmp(&b.until).then(a.id.cmp(&b.id)));
-        for x in silences {
-            let expired = if crate::alerts::silence_in_force(&x, today) {
-                ""
-            } else {
-                " (expired)"
-            };
-            rows.push([
-                x.id,
-                x.school.0,
-                x.student.0,
-                x.rule
-                    .unwrap_or_else(|| all_rules_label(config).to_string()),
-                format!("{}{expired}", x.until),
-                x.author,
-                x.reason,
-            ]);
-        }
-    }
-    if rows.is_empty() {
-        out!(
-            "{}",
-            if all {
-                "no silences"
-            } else {
-                "no silences in force"
-            }
-        );
-        return Ok(ExitCode::SUCCESS);
-    }
-    let header = [
-        "ID", "SCHOOL", "STUDENT", "RULE", "UNTIL", "AUTHOR", "REASON",
-    ]
-    .map(String::from);
-    let mut widths = [0usize; 7];
-    for row in std::iter::once(&header).chain(&rows) {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    for row in std::iter::once(&header).chain(&rows) {
-        let mut line = String::new();
-        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
-            if i + 1 == row.len() {
-                // The reason comes last and is not padded: it may be long.
-                line.push_str(cell);
-            } else {
-                line.push_str(&format!("{cell:<w$}  "));
-            }
-        }
-        out!("{}", line.trim_end());
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn silence_remove(config: &Config, id: &str) -> Result<ExitCode, String> {
-    let store = open_store(config)?;
-    let by = invoking_user();
-    for s in &config.schools {
-        let removed = store
-            .silence_remove(s.id.as_str(), id, Utc::now(), &by)
-            .map_err(|e| e.to_string())?;
-        if let Some(x) = removed {
-            out!(
-                "removed {id}: alerts for student {} in {} flow again from the next run",
-                x.student,
-                s.id
-            );
-            return Ok(ExitCode::SUCCESS);
-        }
-    }
-    Err(format!(
-        "no silence `{id}` in the configured schools ({}); see `fehlzeiten silence list --all`",
-        school_ids(config)
-    ))
 }

@@ -6,6 +6,7 @@
 //! in flight. What was done lives in the store: the last sync in the school state, the last
 //! digest slot and the first start in marks, so a restart neither skips nor repeats a digest.
 
+use crate::admin;
 use crate::config::{self, Config, SchoolConfig};
 use crate::mail::Transport;
 use crate::pipeline::{self, PipelineError, RunOptions, RunReport};
@@ -91,6 +92,16 @@ struct SchoolPlan {
     running: bool,
     /// SIGUSR1 arrived (while a run was in flight, it runs after that one).
     forced: bool,
+    /// Admin-socket `sync`s waiting for the next run, and those the run in flight answers.
+    waiting: Vec<admin::SyncReply>,
+    answers: Vec<admin::SyncReply>,
+}
+
+/// Sends a run's result to the admin-socket `sync`s that wait for it.
+fn answer(plan: &mut SchoolPlan, id: &str, result: &Result<String, String>) {
+    for reply in plan.answers.drain(..) {
+        let _ = reply.send((id.to_string(), result.clone()));
+    }
 }
 
 fn parse_time(s: &str) -> Option<DateTime<Utc>> {
@@ -136,6 +147,8 @@ async fn load_plan(
                 // SPEC §6: the first sync runs right after start, however recent the last one
                 // (a restart after a config change must show its effect at once).
                 forced: true,
+                waiting: Vec::new(),
+                answers: Vec::new(),
             })
         })
         .await
@@ -268,6 +281,32 @@ pub async fn run(
         shutdown.child_token(),
     ));
 
+    // The admin socket (SPEC §8); without it the CLI cannot reach the daemon, but the daemon
+    // still does its work, so a failure to bind is a warning.
+    let (sync_tx, mut sync_rx) = tokio::sync::mpsc::channel::<admin::SyncOrder>(16);
+    let mut admin_socket = None;
+    let mut admin_task = None;
+    if let Some(path) = config::admin_socket(&config) {
+        match admin::bind(&path) {
+            Ok((listener, file)) => {
+                log::info!("admin socket on {}", file.path().display());
+                admin_socket = Some(file);
+                let ctx = admin::AdminContext {
+                    shared: shared.clone(),
+                    store: store.clone(),
+                    sync: sync_tx.clone(),
+                };
+                admin_task = Some(tokio::spawn(admin::serve(
+                    listener,
+                    ctx,
+                    shutdown.child_token(),
+                )));
+            }
+            Err(e) => log::warn!("no admin socket, the CLI cannot reach the daemon: {e}"),
+        }
+    }
+    drop(sync_tx);
+
     let mut plans: BTreeMap<String, SchoolPlan> = BTreeMap::new();
     for school in &config.schools {
         let plan = load_plan(&store, school.id.as_str(), clock.now()).await?;
@@ -337,6 +376,7 @@ pub async fn run(
             if plan.forced || next_sync <= now || digest.is_some() {
                 plan.forced = false;
                 plan.running = true;
+                plan.answers = std::mem::take(&mut plan.waiting);
                 plan.last_sync = Some(now);
                 log::info!(
                     "school {id}: run started{}",
@@ -410,6 +450,20 @@ pub async fn run(
                     plan.forced = true;
                 }
             }
+            Some(order) = sync_rx.recv() => {
+                log::info!("admin socket: syncing {} school(s) now", order.schools.len());
+                for id in order.schools {
+                    match plans.get_mut(&id) {
+                        Some(plan) => {
+                            plan.forced = true;
+                            plan.waiting.push(order.reply.clone());
+                        }
+                        None => {
+                            let _ = order.reply.send((id, Err("not a configured school".to_string())));
+                        }
+                    }
+                }
+            }
             Some(done) = runs.join_next_with_id(), if !runs.is_empty() => {
                 finish(&mut plans, &mut run_schools, done);
             }
@@ -450,6 +504,12 @@ pub async fn run(
     if !server.is_finished() {
         let _ = tokio::time::timeout(Duration::from_secs(6), &mut server).await;
     }
+    if let Some(task) = admin_task {
+        let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
+    }
+    drop(admin_socket);
+    // Admin `sync`s still waiting get no answer: their channels close with the plans.
+    drop(plans);
     drop(shared);
     drop(transport);
     store.close()?;
@@ -473,6 +533,7 @@ fn finish(
                 log::error!("school {id}: run ended abnormally: {e}");
                 if let Some(plan) = plans.get_mut(&id) {
                     plan.running = false;
+                    answer(plan, &id, &Err("the run ended abnormally".to_string()));
                 }
             }
             return;
@@ -482,6 +543,11 @@ fn finish(
         return;
     };
     plan.running = false;
+    let line = match &result {
+        Ok(report) => Ok(admin::report_line(&id, report)),
+        Err(e) => Err(e.to_string()),
+    };
+    answer(plan, &id, &line);
     match result {
         Ok(report) => {
             if digest.is_some() {

@@ -98,6 +98,7 @@ fn demo_config(
             language: Language::De,
             log_level: log::LevelFilter::Warn,
             removed_school_retention_days: 30,
+            admin_socket: None,
         },
         mail: MailConfig {
             from: FROM.to_string(),

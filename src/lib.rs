@@ -4,6 +4,7 @@
 //! evaluate, `alerts` decide what is said, `mail` delivers. `pipeline` runs one school through
 //! all of it; `cli` (and later the daemon) call it.
 
+pub mod admin;
 pub mod alerts;
 pub mod calendar;
 pub mod cli;

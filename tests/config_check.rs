@@ -479,6 +479,8 @@ fn the_shipped_example_explains_every_key() {
         "status_listen",
         "language",
         "log_level",
+        "removed_school_retention_days",
+        "admin_socket",
         // [mail]
         "from",
         "reply_to",

@@ -74,6 +74,7 @@ fn config(dir: &Path, scenario: &Scenario, api_base: &str) -> Config {
             language: Language::De,
             log_level: log::LevelFilter::Warn,
             removed_school_retention_days: 30,
+            admin_socket: None,
         },
         mail: MailConfig {
             from: "fehlzeiten@schule.example".into(),

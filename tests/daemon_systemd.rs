@@ -35,7 +35,7 @@ fn write_config(dir: &Path, scenario: &Scenario, api_base: &str, port: u16) -> P
         social_workers: vec!["sozial@schule.example".into()],
     };
     let text = format!(
-        "[daemon]\ndata_dir = \"state\"\nstatus_listen = \"127.0.0.1:{port}\"\nlog_level = \"debug\"\n\n[mail]\n\
+        "[daemon]\ndata_dir = \"state\"\nstatus_listen = \"127.0.0.1:{port}\"\nadmin_socket = \"admin.sock\"\nlog_level = \"debug\"\n\n[mail]\n\
          from = \"fehlzeiten@schule.example\"\ntransport = \"file\"\nfile_dir = \"mails\"\n\n{}",
         config_snippet(scenario, api_base, &SimConfig::default(), &school)
     );

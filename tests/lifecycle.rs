@@ -116,6 +116,7 @@ fn config(dir: &Path) -> Config {
             language: Language::En,
             log_level: log::LevelFilter::Warn,
             removed_school_retention_days: 30,
+            admin_socket: None,
         },
         mail: MailConfig {
             from: "Fehlzeiten <fehlzeiten@schule.example>".into(),

@@ -480,6 +480,7 @@ fn config_with(mail: MailConfig, data_dir: PathBuf, language: Language) -> Confi
             language,
             log_level: log::LevelFilter::Info,
             removed_school_retention_days: 30,
+            admin_socket: None,
         },
         mail,
         schools: Vec::new(),

@@ -54,6 +54,7 @@ fn config(dir: &Path, schools: &[&str], retention_days: u32) -> Config {
             language: Language::De,
             log_level: log::LevelFilter::Warn,
             removed_school_retention_days: retention_days,
+            admin_socket: None,
         },
         mail: MailConfig {
             from: "fehlzeiten@schule.example".into(),

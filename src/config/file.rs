@@ -30,6 +30,9 @@ pub struct DaemonSection {
     pub log_level: String,
     #[serde(default = "default_removed_school_retention_days")]
     pub removed_school_retention_days: i64,
+    /// The admin socket (SPEC §8); default `/run/fehlzeiten/admin.sock`.
+    #[serde(default)]
+    pub admin_socket: Option<PathBuf>,
 }
 
 impl Default for DaemonSection {
@@ -40,6 +43,7 @@ impl Default for DaemonSection {
             language: default_language(),
             log_level: default_log_level(),
             removed_school_retention_days: default_removed_school_retention_days(),
+            admin_socket: None,
         }
     }
 }

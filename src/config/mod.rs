@@ -40,6 +40,16 @@ pub struct Config {
     pub schools: Vec<SchoolConfig>,
 }
 
+/// Where the daemon listens for admin commands when the config does not say (SPEC §8).
+pub const DEFAULT_ADMIN_SOCKET: &str = "/run/fehlzeiten/admin.sock";
+
+/// `daemon.admin_socket` of the file the config was loaded from (default
+/// [`DEFAULT_ADMIN_SOCKET`], relative paths against the file's directory); `None` for a config
+/// built in code, which gets no admin socket.
+pub fn admin_socket(config: &Config) -> Option<PathBuf> {
+    config.daemon.admin_socket.clone()
+}
+
 impl Config {
     pub fn school(&self, id: &str) -> Option<&SchoolConfig> {
         self.schools.iter().find(|s| s.id.as_str() == id)
@@ -69,6 +79,8 @@ pub struct DaemonConfig {
     pub log_level: log::LevelFilter,
     /// Days after which the data of a school removed from the config is deleted (SPEC §9).
     pub removed_school_retention_days: u32,
+    /// The admin socket (SPEC §8); `None` for a config built in code (demo, tests): no socket.
+    pub admin_socket: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]

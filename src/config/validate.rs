@@ -444,12 +444,19 @@ impl<'a> Checker<'a> {
                     )
                 }),
         );
+        let admin_socket = self.resolve(
+            d.admin_socket
+                .as_deref()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new(super::DEFAULT_ADMIN_SOCKET)),
+        );
         Some(DaemonConfig {
             data_dir: data_dir?,
             status_listen: status_listen?,
             language: language?,
             log_level: log_level?,
             removed_school_retention_days: removed_school_retention_days?,
+            admin_socket: Some(admin_socket),
         })
     }
 
