@@ -3,20 +3,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use chrono::NaiveDate;
+use common::{text, write_secret};
 use fehlzeiten::sim::server::{SnippetSchool, config_snippet};
 use fehlzeiten::sim::{self, Scenario, SimConfig};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 
 const BIN: &str = env!("CARGO_BIN_EXE_fehlzeiten");
-
-fn write_secret(path: &Path, value: &str) {
-    std::fs::write(path, format!("{value}\n")).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
-}
 
 /// A config for one simulated school with the file transport; returns its path.
 fn write_config(dir: &Path, scenario: &Scenario, api_base: &str, password: &str) -> PathBuf {
@@ -52,10 +49,6 @@ async fn run_async(config: &Path, args: &'static [&'static str]) -> Output {
     tokio::task::spawn_blocking(move || run(&config, args))
         .await
         .unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 fn evaluate_json(config: &Path, at: &str) -> String {

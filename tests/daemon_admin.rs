@@ -4,7 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use chrono::NaiveDate;
+use common::{free_port, stdout_of_success, text};
 use fehlzeiten::sim::server::{SnippetSchool, config_snippet};
 use fehlzeiten::sim::{self, Scenario, SimConfig};
 use std::io::{BufRead, BufReader, Write};
@@ -16,14 +19,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_fehlzeiten");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn config_text(scenario: &Scenario, api_base: &str, port: u16, socket: &str) -> String {
     let school = SnippetSchool {
@@ -49,19 +44,8 @@ fn cli(config: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 fn ok(config: &Path, args: &[&str]) -> String {
-    let out = cli(config, args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
+    stdout_of_success(args, &cli(config, args))
 }
 
 /// Sends raw bytes to the socket and reads one answer line.

@@ -8,45 +8,15 @@
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Timelike, Utc};
 use chrono_tz::Europe::Berlin;
 use fehlzeiten::config::{Config, DaemonConfig, Language, MailConfig, TransportConfig};
-use fehlzeiten::daemon::{self, Clock};
+use fehlzeiten::daemon::{self, VirtualClock};
 use fehlzeiten::sim::{self, Scenario, SimConfig};
 use fehlzeiten::store::Store;
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::path::Path;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 const SCHOOL: &str = "gym-month";
-
-/// Jumps to each wake-up at once; at `end` it stops the daemon.
-struct VirtualClock {
-    now: Mutex<DateTime<Utc>>,
-    end: DateTime<Utc>,
-    stop: CancellationToken,
-}
-
-impl Clock for VirtualClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.now.lock().unwrap()
-    }
-
-    fn sleep_until(&self, until: DateTime<Utc>) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
-        let mut now = self.now.lock().unwrap();
-        if until >= self.end {
-            *now = self.end;
-            self.stop.cancel();
-        } else {
-            *now = until.max(*now);
-        }
-        Box::pin(tokio::task::yield_now())
-    }
-
-    fn is_virtual(&self) -> bool {
-        true
-    }
-}
 
 fn berlin(m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
     Berlin
@@ -90,11 +60,7 @@ fn config(dir: &Path, scenario: &Scenario, api_base: &str) -> Config {
 async fn run_between(config: &Config, from: DateTime<Utc>, to: DateTime<Utc>) {
     let store = Store::open(&config.daemon.data_dir).unwrap();
     let stop = CancellationToken::new();
-    let clock = Arc::new(VirtualClock {
-        now: Mutex::new(from),
-        end: to,
-        stop: stop.clone(),
-    });
+    let clock = Arc::new(VirtualClock::new(from, to, stop.clone()));
     daemon::run(config.clone(), store, clock, stop)
         .await
         .unwrap();

@@ -4,10 +4,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use chrono::NaiveDate;
+use common::free_port;
 use fehlzeiten::sim::server::{SnippetSchool, config_snippet};
 use fehlzeiten::sim::{self, Scenario, SimConfig};
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -16,18 +18,8 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_fehlzeiten");
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn write_config(dir: &Path, scenario: &Scenario, api_base: &str, port: u16) -> PathBuf {
-    let secret = dir.join("untis.secret");
-    std::fs::write(&secret, format!("{}\n", SimConfig::default().password)).unwrap();
-    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    common::write_secret(&dir.join("untis.secret"), &SimConfig::default().password);
     let school = SnippetSchool {
         id: "gym-daemon".into(),
         name: "Gymnasium Daemon".into(),

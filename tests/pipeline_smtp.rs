@@ -15,16 +15,9 @@ use fehlzeiten::store::Store;
 use fehlzeiten::untis::UntisClient;
 use mail_parser::MessageParser;
 use std::collections::{BTreeMap, BTreeSet};
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::sync::Arc;
 
 const SOCIAL_WORKERS: [&str; 2] = ["sozial.eins@schule.example", "sozial.zwei@schule.example"];
-
-fn write_secret(path: &Path, value: &str) {
-    std::fs::write(path, format!("{value}\n")).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
-}
 
 struct Captured {
     to: Vec<String>,
@@ -67,8 +60,8 @@ async fn pipeline_delivers_through_real_smtp_with_the_content_boundary() {
 
     // A real config file, validated by the real loader.
     let dir = tempfile::tempdir().unwrap();
-    write_secret(&dir.path().join("smtp.secret"), &smtp.password);
-    write_secret(&dir.path().join("untis.secret"), &sim_config.password);
+    common::write_secret(&dir.path().join("smtp.secret"), &smtp.password);
+    common::write_secret(&dir.path().join("untis.secret"), &sim_config.password);
     let school = SnippetSchool {
         id: "gym-test".into(),
         name: "Gymnasium Teststadt".into(),

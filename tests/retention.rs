@@ -7,7 +7,7 @@
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use chrono_tz::Europe::Berlin;
 use fehlzeiten::config::{Config, DaemonConfig, Language, MailConfig, TransportConfig};
-use fehlzeiten::daemon::{self, Clock};
+use fehlzeiten::daemon::{self, VirtualClock};
 use fehlzeiten::model::{
     Absence, AbsenceKind, Alert, AlertKey, AlertState, ExcuseStatus, Roster, SchoolId, SchoolYear,
     Severity, Silence, StudentId,
@@ -15,10 +15,8 @@ use fehlzeiten::model::{
 use fehlzeiten::privacy::{self, REMOVED_SINCE_MARK};
 use fehlzeiten::sim::{Scenario, SimConfig};
 use fehlzeiten::store::{AuditEvent, Store, SyncRecord};
-use std::future::Future;
 use std::path::Path;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 const SCHOOL: &str = "gym-a";
@@ -338,42 +336,10 @@ fn a_school_that_comes_back_keeps_its_data() {
     assert_eq!(absence_days(&store, GONE), ["2026-11-02"]);
 }
 
-/// Jumps to each wake-up at once; at `end` it stops the daemon.
-struct VirtualClock {
-    now: Mutex<DateTime<Utc>>,
-    end: DateTime<Utc>,
-    stop: CancellationToken,
-}
-
-impl Clock for VirtualClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.now.lock().unwrap()
-    }
-
-    fn sleep_until(&self, until: DateTime<Utc>) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
-        let mut now = self.now.lock().unwrap();
-        if until >= self.end {
-            *now = self.end;
-            self.stop.cancel();
-        } else {
-            *now = until.max(*now);
-        }
-        Box::pin(tokio::task::yield_now())
-    }
-
-    fn is_virtual(&self) -> bool {
-        true
-    }
-}
-
 async fn run_daemon(config: &Config, from: DateTime<Utc>, to: DateTime<Utc>) {
     let store = Store::open(&config.daemon.data_dir).unwrap();
     let stop = CancellationToken::new();
-    let clock = Arc::new(VirtualClock {
-        now: Mutex::new(from),
-        end: to,
-        stop: stop.clone(),
-    });
+    let clock = Arc::new(VirtualClock::new(from, to, stop.clone()));
     daemon::run(config.clone(), store, clock, stop)
         .await
         .unwrap();

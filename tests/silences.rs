@@ -3,7 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use chrono::NaiveDate;
+use common::text;
 use fehlzeiten::model::{SchoolId, Silence, StudentId};
 use fehlzeiten::store::Store;
 use std::os::unix::fs::PermissionsExt;
@@ -52,20 +55,9 @@ fn run(config: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 /// Runs a command that must succeed; returns stdout.
 fn ok(config: &Path, args: &[&str]) -> String {
-    let out = run(config, args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
+    common::stdout_of_success(args, &run(config, args))
 }
 
 /// Runs a command that must fail with one line on stderr; returns that line.

@@ -258,3 +258,26 @@ impl Drop for SmtpServer {
         let _ = self.child.wait();
     }
 }
+
+/// Output bytes of a child process as text.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Writes a secret file the way an admin must: the value and a newline, mode 0600.
+pub fn write_secret(path: &Path, value: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, format!("{value}\n")).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// The stdout of a command that must have succeeded; fails with its output otherwise.
+pub fn stdout_of_success(what: &[&str], out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "{what:?}: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
