@@ -6,6 +6,9 @@
 //! `{"cmd":"sync","school":null|"id"}`, `{"cmd":"silence_add","school":…,"student":…,
 //! "rule":null|…,"until":"YYYY-MM-DD","reason":…,"author":…}`,
 //! `{"cmd":"silence_list","school":null|…,"all":false}`, `{"cmd":"silence_remove","id":…}`,
+//! `{"cmd":"erase","school":…,"student":…,"undo":false,"by":…}`,
+//! `{"cmd":"erase_list","school":null|…}`, `{"cmd":"export","school":…,"student":…,"by":…}`,
+//! `{"cmd":"audit","school":null|…,"since":null|"YYYY-MM-DD","json":false}`,
 //! `{"cmd":"status"}`. Answers: `{"ok":true,"out":[lines],"err":[lines]}` (status:
 //! `{"ok":true,"status":{…}}`) or `{"ok":false,"error":"one line","out":[…],"err":[…]}`.
 
@@ -65,7 +68,57 @@ pub enum Request {
         #[serde(default)]
         by: Option<String>,
     },
+    /// GDPR Art. 17: delete everything about one student, or (`undo`) let them back in.
+    Erase {
+        school: String,
+        student: String,
+        #[serde(default)]
+        undo: bool,
+        #[serde(default)]
+        by: Option<String>,
+    },
+    EraseList {
+        #[serde(default)]
+        school: Option<String>,
+    },
+    /// GDPR Art. 15: everything stored about one student, as JSON.
+    Export {
+        school: String,
+        student: String,
+        #[serde(default)]
+        by: Option<String>,
+    },
+    Audit {
+        #[serde(default)]
+        school: Option<String>,
+        #[serde(default)]
+        since: Option<NaiveDate>,
+        #[serde(default)]
+        json: bool,
+    },
     Status,
+}
+
+impl Request {
+    /// Fills in who asks where the CLI did not say (the daemon knows the peer's uid).
+    fn with_author(mut self, who: &str) -> Self {
+        match &mut self {
+            Request::SilenceAdd { author: by, .. }
+            | Request::SilenceRemove { by, .. }
+            | Request::Erase { by, .. }
+            | Request::Export { by, .. } => {
+                if by.as_deref().is_none_or(|b| b.trim().is_empty()) {
+                    *by = Some(who.to_string());
+                }
+            }
+            Request::Sync { .. }
+            | Request::SilenceList { .. }
+            | Request::EraseList { .. }
+            | Request::Audit { .. }
+            | Request::Status => {}
+        }
+        self
+    }
 }
 
 /// What a command prints: lines for stdout and for stderr.
@@ -95,7 +148,7 @@ pub fn report_line(school: &str, r: &RunReport) -> String {
     )
 }
 
-fn school_ids(config: &Config) -> String {
+pub(crate) fn school_ids(config: &Config) -> String {
     config
         .schools
         .iter()
@@ -104,7 +157,7 @@ fn school_ids(config: &Config) -> String {
         .join(", ")
 }
 
-fn no_school(config: &Config, id: &str) -> String {
+pub(crate) fn no_school(config: &Config, id: &str) -> String {
     format!(
         "no school `{id}` in the config; configured: {}",
         school_ids(config)
@@ -473,60 +526,18 @@ fn command_name(req: &Request) -> &'static str {
         Request::SilenceAdd { .. } => "silence_add",
         Request::SilenceList { .. } => "silence_list",
         Request::SilenceRemove { .. } => "silence_remove",
+        Request::Erase { undo: false, .. } => "erase",
+        Request::Erase { undo: true, .. } => "erase --undo",
+        Request::EraseList { .. } => "erase --list",
+        Request::Export { .. } => "export",
+        Request::Audit { .. } => "audit",
         Request::Status => "status",
-    }
-}
-
-/// Runs a store command on the blocking pool (redb is synchronous).
-async fn on_store<F>(ctx: &AdminContext, f: F) -> Value
-where
-    F: FnOnce(&Config, &Store) -> Result<Output, String> + Send + 'static,
-{
-    let config = ctx.shared.config();
-    let store = ctx.store.clone();
-    match tokio::task::spawn_blocking(move || f(&config, &store)).await {
-        Ok(result) => output_reply(result),
-        Err(e) => error_reply(format!("the command failed: {e}")),
     }
 }
 
 async fn handle(req: Request, ctx: &AdminContext, peer: &str) -> Value {
     match req {
         Request::Sync { school } => sync(ctx, school.as_deref()).await,
-        Request::SilenceAdd {
-            school,
-            student,
-            rule,
-            until,
-            reason,
-            author,
-        } => {
-            let author = author
-                .filter(|a| !a.trim().is_empty())
-                .unwrap_or_else(|| peer.to_string());
-            on_store(ctx, move |c, s| {
-                silence_add(
-                    c,
-                    s,
-                    &school,
-                    &student,
-                    rule.as_deref(),
-                    until,
-                    &reason,
-                    &author,
-                )
-            })
-            .await
-        }
-        Request::SilenceList { school, all } => {
-            on_store(ctx, move |c, s| silence_list(c, s, school.as_deref(), all)).await
-        }
-        Request::SilenceRemove { id, by } => {
-            let by = by
-                .filter(|a| !a.trim().is_empty())
-                .unwrap_or_else(|| peer.to_string());
-            on_store(ctx, move |c, s| silence_remove(c, s, &id, &by)).await
-        }
         Request::Status => match status::collect(&ctx.shared, &ctx.store).await {
             Ok(s) => match serde_json::to_value(&s) {
                 Ok(v) => json!({"ok": true, "status": v}),
@@ -534,6 +545,66 @@ async fn handle(req: Request, ctx: &AdminContext, peer: &str) -> Value {
             },
             Err(e) => error_reply(e),
         },
+        req => {
+            let req = req.with_author(peer);
+            let config = ctx.shared.config();
+            let store = ctx.store.clone();
+            // redb is synchronous: the blocking pool.
+            match tokio::task::spawn_blocking(move || execute(&config, &store, req)).await {
+                Ok(result) => output_reply(result),
+                Err(e) => error_reply(format!("the command failed: {e}")),
+            }
+        }
+    }
+}
+
+/// Runs a command on the database, wherever it is open: in the daemon for a request from the
+/// socket, or in the CLI when no daemon runs. `sync` and `status` need the daemon's scheduler
+/// and are refused here.
+pub fn execute(config: &Config, store: &Store, req: Request) -> Result<Output, String> {
+    let by = |b: Option<String>| b.unwrap_or_else(|| "unknown".to_string());
+    match req {
+        Request::SilenceAdd {
+            school,
+            student,
+            rule,
+            until,
+            reason,
+            author,
+        } => silence_add(
+            config,
+            store,
+            &school,
+            &student,
+            rule.as_deref(),
+            until,
+            &reason,
+            &by(author),
+        ),
+        Request::SilenceList { school, all } => silence_list(config, store, school.as_deref(), all),
+        Request::SilenceRemove { id, by: who } => silence_remove(config, store, &id, &by(who)),
+        Request::Erase {
+            school,
+            student,
+            undo,
+            by: who,
+        } => crate::privacy::erase(config, store, &school, &student, undo, &by(who)),
+        Request::EraseList { school } => {
+            crate::privacy::erase_list(config, store, school.as_deref())
+        }
+        Request::Export {
+            school,
+            student,
+            by: who,
+        } => crate::privacy::export(config, store, &school, &student, &by(who)),
+        Request::Audit {
+            school,
+            since,
+            json,
+        } => crate::privacy::audit(config, store, school.as_deref(), since, json),
+        Request::Sync { .. } | Request::Status => {
+            Err(format!("`{}` needs the running daemon", command_name(&req)))
+        }
     }
 }
 

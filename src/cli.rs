@@ -113,6 +113,42 @@ pub enum Command {
         #[command(subcommand)]
         action: SilenceCommand,
     },
+    /// GDPR Art. 15: print everything stored about one student as JSON.
+    Export {
+        /// The school's id from the config.
+        #[arg(long)]
+        school: String,
+        /// The student's id as `evaluate` shows it.
+        #[arg(long)]
+        student: String,
+    },
+    /// GDPR Art. 17: delete everything about one student now and keep them out of later syncs.
+    Erase {
+        /// The school's id from the config.
+        #[arg(long, required_unless_present = "list")]
+        school: Option<String>,
+        /// The student's id as `evaluate` shows it.
+        #[arg(long, required_unless_present = "list")]
+        student: Option<String>,
+        /// Undo an erasure: the next sync brings the student back.
+        #[arg(long, conflicts_with = "list")]
+        undo: bool,
+        /// List the erased students (kept out of the syncs).
+        #[arg(long)]
+        list: bool,
+    },
+    /// Print the audit log: mails sent, silences, exports and erasures (kept 90 days).
+    Audit {
+        /// Only this school.
+        #[arg(long)]
+        school: Option<String>,
+        /// From this day on (YYYY-MM-DD, school-local).
+        #[arg(long, value_name = "DATE")]
+        since: Option<NaiveDate>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the WebUntis simulator standalone, for trying a config without a real school.
     SimulateUntis {
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8780")]
@@ -210,12 +246,20 @@ fn usage_error(e: clap::Error) -> ExitCode {
             ExitCode::SUCCESS
         };
     }
+    // clap's first paragraph, on one line ("… not provided:" is followed by the arguments).
     let rendered = e.render().to_string();
     let line = rendered
         .lines()
         .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("invalid arguments");
+        .skip_while(|l| l.is_empty())
+        .take_while(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let line = if line.is_empty() {
+        "invalid arguments"
+    } else {
+        &line
+    };
     let line = line.strip_prefix("error: ").unwrap_or(line);
     eprintln!("fehlzeiten: {line}; see `fehlzeiten --help`");
     ExitCode::FAILURE
@@ -250,30 +294,6 @@ fn load_config(cli: &Cli) -> Result<Config, String> {
             more => format!("{first} (and {more} more: run `fehlzeiten check-config`)"),
         }
     })
-}
-
-fn selected<'a>(
-    config: &'a Config,
-    school: Option<&str>,
-) -> Result<Vec<&'a config::SchoolConfig>, String> {
-    match school {
-        None => Ok(config.schools.iter().collect()),
-        Some(id) => config.school(id).map(|s| vec![s]).ok_or_else(|| {
-            format!(
-                "no school `{id}` in the config; configured: {}",
-                school_ids(config)
-            )
-        }),
-    }
-}
-
-fn school_ids(config: &Config) -> String {
-    config
-        .schools
-        .iter()
-        .map(|s| s.id.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn run(cli: Cli) -> Result<ExitCode, String> {
@@ -388,7 +408,57 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Silence { action } => {
             let config = load_config(&cli)?;
             crate::logging::init(config.daemon.log_level.min(log::LevelFilter::Warn));
-            silence(&config, action)
+            operator_command(&config, silence_request(action))
+        }
+        Command::Export { school, student } => {
+            let config = load_config(&cli)?;
+            crate::logging::init(config.daemon.log_level.min(log::LevelFilter::Warn));
+            operator_command(
+                &config,
+                crate::admin::Request::Export {
+                    school: school.clone(),
+                    student: student.clone(),
+                    by: Some(invoking_user()),
+                },
+            )
+        }
+        Command::Erase {
+            school,
+            student,
+            undo,
+            list,
+        } => {
+            let config = load_config(&cli)?;
+            crate::logging::init(config.daemon.log_level.min(log::LevelFilter::Warn));
+            let request = match (school, student) {
+                (school, _) if *list => crate::admin::Request::EraseList {
+                    school: school.clone(),
+                },
+                (Some(school), Some(student)) => crate::admin::Request::Erase {
+                    school: school.clone(),
+                    student: student.clone(),
+                    undo: *undo,
+                    by: Some(invoking_user()),
+                },
+                _ => return Err("erase needs --school and --student (or --list)".into()),
+            };
+            operator_command(&config, request)
+        }
+        Command::Audit {
+            school,
+            since,
+            json,
+        } => {
+            let config = load_config(&cli)?;
+            crate::logging::init(config.daemon.log_level.min(log::LevelFilter::Warn));
+            operator_command(
+                &config,
+                crate::admin::Request::Audit {
+                    school: school.clone(),
+                    since: *since,
+                    json: *json,
+                },
+            )
         }
         Command::SendTestMail { to } => {
             let config = load_config(&cli)?;
@@ -542,7 +612,7 @@ fn open_store_without_daemon(config: &Config, why: &str) -> Result<Store, String
 }
 
 async fn sync(config: &Config, school: Option<&str>, why: &str) -> Result<ExitCode, String> {
-    let schools = selected(config, school)?;
+    let schools = crate::admin::selected(config, school)?;
     let store = open_store_without_daemon(config, why)?;
     let transport = Transport::from_config(&config.mail).map_err(|e| e.to_string())?;
     let mut failed = Vec::new();
@@ -598,7 +668,7 @@ async fn evaluate(
     json: bool,
     at: Option<NaiveDate>,
 ) -> Result<ExitCode, String> {
-    let schools = selected(config, school)?;
+    let schools = crate::admin::selected(config, school)?;
     let store = open_store(config)?;
     let mut rows = Vec::new();
     let mut all = Vec::new();
@@ -668,11 +738,11 @@ async fn digest_preview(
     out: Option<&std::path::Path>,
     at: Option<NaiveDate>,
 ) -> Result<ExitCode, String> {
-    let schools = selected(config, school)?;
+    let schools = crate::admin::selected(config, school)?;
     let [s] = schools.as_slice() else {
         return Err(format!(
             "several schools are configured; choose one with --school ({})",
-            school_ids(config)
+            crate::admin::school_ids(config)
         ));
     };
     let store = open_store(config)?;
@@ -719,9 +789,8 @@ fn invoking_user() -> String {
         .unwrap_or_else(|| "unknown".to_string())
 }
 
-fn silence(config: &Config, action: &SilenceCommand) -> Result<ExitCode, String> {
-    // While the daemon runs it is the only writer of the database: ask it (SPEC §8).
-    let request = match action {
+fn silence_request(action: &SilenceCommand) -> crate::admin::Request {
+    match action {
         SilenceCommand::Add {
             school,
             student,
@@ -744,36 +813,20 @@ fn silence(config: &Config, action: &SilenceCommand) -> Result<ExitCode, String>
             id: id.clone(),
             by: Some(invoking_user()),
         },
-    };
+    }
+}
+
+/// An operator command on the database (`silence`, `export`, `erase`, `audit`): while the daemon
+/// runs it holds the database, so it is asked over the admin socket (SPEC §8); otherwise the
+/// command opens the database itself.
+fn operator_command(config: &Config, request: crate::admin::Request) -> Result<ExitCode, String> {
     let why = match via_daemon(config, &request)? {
         Routed::Done(code) => return Ok(code),
         Routed::NoDaemon(why) => why,
     };
     let store = open_store_without_daemon(config, &why)?;
-    let output = match action {
-        SilenceCommand::Add {
-            school,
-            student,
-            rule,
-            until,
-            reason,
-        } => crate::admin::silence_add(
-            config,
-            &store,
-            school,
-            student,
-            rule.as_deref(),
-            *until,
-            reason,
-            &invoking_user(),
-        ),
-        SilenceCommand::List { school, all } => {
-            crate::admin::silence_list(config, &store, school.as_deref(), *all)
-        }
-        SilenceCommand::Remove { id } => {
-            crate::admin::silence_remove(config, &store, id, &invoking_user())
-        }
-    }?;
-    print_output(&output)?;
+    let output = crate::admin::execute(config, &store, request);
+    store.close().map_err(|e| e.to_string())?;
+    print_output(&output?)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -11,7 +11,7 @@
 //! Every deletion is one write transaction per school; a failure is logged with the school id
 //! and leaves that school's data as it was. Logs name schools by id only.
 
-use crate::config::Config;
+use crate::config::{Config, SchoolConfig};
 use crate::store::Store;
 use chrono::{DateTime, Months, NaiveDate, TimeDelta, Utc};
 
@@ -178,4 +178,201 @@ pub fn next_retention(config: &Config, last_run: Option<DateTime<Utc>>) -> Optio
         crate::schedule::retention_at(),
         last,
     ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The rights of one student (GDPR Art. 15 and 17) and the audit log, as the operator commands
+// `export`, `erase` and `audit` show them. They run wherever the database is open: in the
+// daemon for a request on the admin socket, or in the CLI when no daemon runs.
+
+use crate::admin::Output;
+
+fn school_of<'a>(config: &'a Config, school: &str) -> Result<&'a SchoolConfig, String> {
+    config
+        .school(school)
+        .ok_or_else(|| crate::admin::no_school(config, school))
+}
+
+fn student_arg(student: &str) -> Result<&str, String> {
+    let student = student.trim();
+    if student.is_empty() {
+        return Err("--student is empty; give the student's id as `evaluate` shows it".into());
+    }
+    Ok(student)
+}
+
+/// `erase` (or `erase --undo`) of one student.
+pub fn erase(
+    config: &Config,
+    store: &Store,
+    school: &str,
+    student: &str,
+    undo: bool,
+    by: &str,
+) -> Result<Output, String> {
+    let s = school_of(config, school)?;
+    let student = student_arg(student)?;
+    let now = Utc::now();
+    let mut output = Output::default();
+    if undo {
+        let Some(note) = store
+            .unerase_student(s.id.as_str(), student, now, by)
+            .map_err(|e| e.to_string())?
+        else {
+            return Err(format!(
+                "student {student} of {} is not erased; see `fehlzeiten erase --list`",
+                s.id
+            ));
+        };
+        output.out.push(format!(
+            "erasure of student {student} in {} undone (erased {} by {}); the next sync brings the student back",
+            s.id, note.at, note.by
+        ));
+        return Ok(output);
+    }
+    let report = store
+        .erase_student(s.id.as_str(), student, now, by)
+        .map_err(|e| e.to_string())?;
+    log::info!(
+        "{}: erased a student on request by {by} ({} records)",
+        s.id,
+        report.total()
+    );
+    if report.total() == 0 {
+        output.err.push(format!(
+            "warning: nothing was stored about student {student} in {}; check the id with `fehlzeiten evaluate` (the student is kept out of later syncs all the same)",
+            s.id
+        ));
+    }
+    output.out.push(format!(
+        "erased student {student} in {}: {} roster record, {} absences, {} alerts, {} silences, {} mail copies ({} unsent, withdrawn){}",
+        s.id,
+        usize::from(report.roster),
+        report.absences,
+        report.alerts,
+        report.silences,
+        report.sent_mails + report.unsent_mails,
+        report.unsent_mails,
+        if report.already_erased {
+            "; was erased before"
+        } else {
+            ""
+        }
+    ));
+    output.out.push(format!(
+        "later syncs keep the student out until `fehlzeiten erase --undo --school {} --student {student}`; the audit log keeps the id of mails already sent for 90 days",
+        s.id
+    ));
+    Ok(output)
+}
+
+/// `erase --list`: who is kept out of the syncs.
+pub fn erase_list(config: &Config, store: &Store, school: Option<&str>) -> Result<Output, String> {
+    let mut output = Output::default();
+    for s in crate::admin::selected(config, school)? {
+        for e in store.erasures(s.id.as_str()).map_err(|e| e.to_string())? {
+            output.out.push(format!(
+                "{}  {}  erased {} by {}",
+                s.id, e.student, e.at, e.by
+            ));
+        }
+    }
+    if output.out.is_empty() {
+        output.out.push("no erased students".to_string());
+    }
+    Ok(output)
+}
+
+/// `export`: everything stored about one student as pretty JSON.
+pub fn export(
+    config: &Config,
+    store: &Store,
+    school: &str,
+    student: &str,
+    by: &str,
+) -> Result<Output, String> {
+    let s = school_of(config, school)?;
+    let student = student_arg(student)?;
+    let export = store
+        .export_student(s.id.as_str(), student, Utc::now(), by)
+        .map_err(|e| e.to_string())?;
+    let mut output = Output::default();
+    if export.student.is_none() && export.absences.is_empty() && export.erased.is_none() {
+        output.err.push(format!(
+            "warning: nothing is stored about student {student} in {}; check the id with `fehlzeiten evaluate`",
+            s.id
+        ));
+    }
+    let text = serde_json::to_string_pretty(&export).map_err(|e| e.to_string())?;
+    output.out.extend(text.lines().map(str::to_string));
+    Ok(output)
+}
+
+/// `audit`: the audit log of the selected schools from `since` (school-local midnight) on.
+pub fn audit(
+    config: &Config,
+    store: &Store,
+    school: Option<&str>,
+    since: Option<NaiveDate>,
+    json: bool,
+) -> Result<Output, String> {
+    let mut output = Output::default();
+    let mut rows = Vec::new();
+    for s in crate::admin::selected(config, school)? {
+        let from = since.map(|d| {
+            crate::demo::local_time(s.timezone, d, 0, 0)
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+        });
+        for e in store
+            .audit_list(s.id.as_str(), from.as_deref())
+            .map_err(|e| e.to_string())?
+        {
+            rows.push((s.id.to_string(), e));
+        }
+    }
+    rows.sort_by(|a, b| a.1.at.cmp(&b.1.at).then(a.0.cmp(&b.0)));
+    for (school, e) in &rows {
+        if json {
+            let mut v = serde_json::to_value(e).map_err(|e| e.to_string())?;
+            v["school"] = serde_json::Value::String(school.clone());
+            output.out.push(v.to_string());
+        } else {
+            output.out.push(audit_line(school, e));
+        }
+    }
+    if rows.is_empty() && !json {
+        output.out.push("no audit events".to_string());
+    }
+    Ok(output)
+}
+
+/// One audit event as a line for humans.
+fn audit_line(school: &str, e: &crate::store::AuditEvent) -> String {
+    let mut parts = vec![e.at.clone(), school.to_string(), e.kind.clone()];
+    if let Some(by) = e.detail.get("by").and_then(|v| v.as_str()) {
+        parts.push(format!("by {by}"));
+    }
+    if !e.recipients.is_empty() {
+        parts.push(format!("to {}", e.recipients.join(",")));
+    }
+    if !e.student_ids.is_empty() {
+        parts.push(format!("students {}", e.student_ids.join(",")));
+    }
+    if !e.alert_ids.is_empty() {
+        parts.push(format!("{} alerts", e.alert_ids.len()));
+    }
+    if let Some(id) = &e.message_id {
+        parts.push(id.clone());
+    }
+    let rest = match &e.detail {
+        serde_json::Value::Object(m) => {
+            let mut m = m.clone();
+            m.remove("by");
+            (!m.is_empty()).then(|| serde_json::Value::Object(m).to_string())
+        }
+        serde_json::Value::Null => None,
+        other => Some(other.to_string()),
+    };
+    parts.extend(rest);
+    parts.join("  ")
 }

@@ -203,7 +203,8 @@ async fn fetch_and_store(
         full = true;
     }
     // Nothing stored yet for this school year: read it from its start.
-    let backfill = state.last_success.is_none() || state.school_year != Some(school_year);
+    let backfill =
+        state.last_success.is_none() || state.school_year != Some(school_year) || state.backfill;
 
     let (mut roster, watermark, roster_changes) = match (&state.roster_watermark, full) {
         (Some(since), false) => {
@@ -296,6 +297,7 @@ async fn fetch_and_store(
         absences: replacements,
         roster_watermark: watermark,
         full_reconcile: full.then_some(now),
+        backfilled: backfill,
         record: SyncRecord {
             started: now.to_rfc3339(),
             finished: Utc::now().max(now).to_rfc3339(),

@@ -1,5 +1,5 @@
-//! The admin socket (SPEC §8): while `fehlzeiten run` holds the database, `sync` and
-//! `silence add|list|remove` go through its Unix socket; the socket is mode 0660, answers
+//! The admin socket (SPEC §8): while `fehlzeiten run` holds the database, `sync`,
+//! `silence add|list|remove`, `export`, `erase` and `audit` go through its Unix socket; the socket is mode 0660, answers
 //! garbage with an error line, and is removed on SIGTERM.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -177,6 +177,37 @@ async fn cli_goes_through_the_admin_socket() {
         let missing = cli(&cfg, &["silence", "remove", &id]);
         assert_eq!(missing.status.code(), Some(1));
         assert_eq!(text(&missing.stderr).lines().count(), 1);
+
+        // GDPR commands reach the database through the daemon as well.
+        let export: serde_json::Value = serde_json::from_str(&ok(
+            &cfg,
+            &["export", "--school", "gym-admin", "--student", &student],
+        ))
+        .unwrap();
+        assert_eq!(export["student"]["id"], student.as_str(), "{export}");
+        let erased = ok(
+            &cfg,
+            &["erase", "--school", "gym-admin", "--student", &student],
+        );
+        assert!(erased.starts_with("erased student"), "{erased}");
+        assert!(ok(&cfg, &["erase", "--list"]).contains(&student));
+        let audit = ok(&cfg, &["audit", "--school", "gym-admin"]);
+        assert!(
+            audit.contains("  export  ") && audit.contains("  erase  "),
+            "{audit}"
+        );
+        let undone = ok(
+            &cfg,
+            &[
+                "erase",
+                "--undo",
+                "--school",
+                "gym-admin",
+                "--student",
+                &student,
+            ],
+        );
+        assert!(undone.contains("undone"), "{undone}");
 
         // The database is locked and this config's socket is not there: one line says so.
         let out = cli(&lost, &["silence", "list"]);

@@ -12,11 +12,13 @@ mod outbox;
 mod retention;
 mod school;
 mod silences;
+mod students;
 
 pub use audit::AuditEvent;
 pub use outbox::{OutboxEntry, OutboxStatus, OutboxSummary};
 pub use retention::AgeDeletion;
 pub use school::{AbsenceReplacement, SchoolSnapshot, SchoolState, SyncRecord, SyncWrite};
+pub use students::{Erasure, ErasureReport, MailRecord, StudentExport};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::Serialize;
@@ -50,9 +52,13 @@ pub(crate) const AUDIT: SchoolTable = TableDefinition::new("audit");
 pub(crate) const MARKS: SchoolTable = TableDefinition::new("marks");
 /// Key: (school, silence id).
 pub(crate) const SILENCES: SchoolTable = TableDefinition::new("silences");
+/// Key: (school, student id): students erased on request (GDPR Art. 17), kept out of later syncs
+/// until the erasure is undone. Value: [`students::Erasure`].
+pub(crate) const ERASED: SchoolTable = TableDefinition::new("erased");
 
-/// Every table keyed by school, with its name ([`Store::dump_school`] reads them all).
-pub(crate) const SCHOOL_TABLES: [(&str, SchoolTable); 9] = [
+/// Every table keyed by school, with its name ([`Store::dump_school`] reads them all, the
+/// removal of a school deletes them all).
+pub(crate) const SCHOOL_TABLES: [(&str, SchoolTable); 11] = [
     ("students", STUDENTS),
     ("teachers", TEACHERS),
     ("klassen", KLASSEN),
@@ -62,6 +68,8 @@ pub(crate) const SCHOOL_TABLES: [(&str, SchoolTable); 9] = [
     ("outbox", OUTBOX),
     ("audit", AUDIT),
     ("marks", MARKS),
+    ("silences", SILENCES),
+    ("erased", ERASED),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -173,18 +181,7 @@ impl Store {
                 }
             }
             // Create every table up front, so read transactions never meet a missing table.
-            for table in [
-                STUDENTS,
-                TEACHERS,
-                KLASSEN,
-                ABSENCES,
-                SCHOOL_STATE,
-                ALERTS,
-                OUTBOX,
-                AUDIT,
-                MARKS,
-                SILENCES,
-            ] {
+            for (_, table) in SCHOOL_TABLES {
                 txn.open_table(table)?;
             }
         }

@@ -3,8 +3,7 @@
 //! school, so a failure leaves that school's data as it was.
 
 use super::{
-    ABSENCES, ALERTS, AUDIT, META, Result, SCHOOL_TABLES, SILENCES, SchoolTable, Store, decode,
-    school_bounds,
+    ABSENCES, ALERTS, AUDIT, META, Result, SCHOOL_TABLES, SchoolTable, Store, decode, school_bounds,
 };
 use crate::model::Alert;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
@@ -22,12 +21,9 @@ pub struct AgeDeletion {
     pub audit: usize,
 }
 
-/// Every school-keyed table: the named ones and the silences.
+/// Every school-keyed table.
 fn all_school_tables() -> impl Iterator<Item = SchoolTable> {
-    SCHOOL_TABLES
-        .into_iter()
-        .map(|(_, t)| t)
-        .chain(std::iter::once(SILENCES))
+    SCHOOL_TABLES.into_iter().map(|(_, t)| t)
 }
 
 /// Whether every evidence entry of an alert starts with a date before `before`. An alert without

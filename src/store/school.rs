@@ -36,6 +36,10 @@ pub struct SchoolState {
     /// When the whole roster was last read (first sync, new school year, nightly reconcile).
     #[serde(default)]
     pub last_full_reconcile: Option<DateTime<Utc>>,
+    /// The next sync re-reads the absences from the school year's start, not just the rolling
+    /// window (set when an erasure is undone, so the student's history comes back).
+    #[serde(default)]
+    pub backfill: bool,
 }
 
 /// Everything one successful sync writes, in one transaction.
@@ -52,6 +56,8 @@ pub struct SyncWrite {
     pub roster_watermark: Option<String>,
     /// Set when this sync read the whole roster.
     pub full_reconcile: Option<DateTime<Utc>>,
+    /// This sync read the absences from the school year's start.
+    pub backfilled: bool,
     pub record: SyncRecord,
 }
 
@@ -99,14 +105,23 @@ impl Store {
     /// Writes one sync's result in one write transaction: the roster, moved and replaced
     /// absences, and the sync state. Rows that did not change are not rewritten. Absences
     /// outside the replaced ranges are kept.
+    ///
+    /// Students erased on request (GDPR Art. 17) are left out, with their absences, inside this
+    /// transaction, so an erasure that lands while a sync runs is never undone by it.
     pub fn write_sync(&self, school: &str, w: &SyncWrite) -> Result<()> {
         let txn = self.db().begin_write()?;
         {
+            let erased = super::students::erased_ids(&txn, school)?;
+            let kept = |a: &&Absence| !erased.contains(a.student.as_str());
             sync_rows(
                 &txn,
                 STUDENTS,
                 school,
-                w.roster.students.iter().map(|s| (s.id.0.clone(), s)),
+                w.roster
+                    .students
+                    .iter()
+                    .filter(|s| !super::students::is_erased(&erased, s))
+                    .map(|s| (s.id.0.clone(), s)),
             )?;
             sync_rows(
                 &txn,
@@ -146,7 +161,9 @@ impl Store {
                 }
                 for (old_key, a) in moved {
                     t.remove((school, old_key.as_str()))?;
-                    t.insert((school, absence_key(&a).as_str()), encode(&a)?.as_slice())?;
+                    if kept(&&a) {
+                        t.insert((school, absence_key(&a).as_str()), encode(&a)?.as_slice())?;
+                    }
                 }
             }
             for part in &w.absences {
@@ -156,7 +173,7 @@ impl Store {
                     None => "\u{10FFFF}".to_string(),
                 };
                 let mut fresh: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-                for a in &part.absences {
+                for a in part.absences.iter().filter(kept) {
                     fresh.insert(absence_key(a), encode(a)?);
                 }
                 let mut stale = Vec::new();
@@ -198,6 +215,9 @@ impl Store {
             if let Some(t) = w.full_reconcile {
                 state.last_full_reconcile = Some(t);
             }
+            if w.backfilled {
+                state.backfill = false;
+            }
             st.insert((school, STATE_KEY), encode(&state)?.as_slice())?;
         }
         txn.commit()?;
@@ -230,6 +250,7 @@ impl Store {
                 }],
                 roster_watermark: None,
                 full_reconcile: None,
+                backfilled: false,
                 record,
             },
         )
@@ -330,6 +351,23 @@ impl Store {
 
 /// Makes one school's rows in `table` equal to `rows`: removes the others and writes only
 /// rows that are new or changed.
+/// Makes the next sync read the whole roster and the school year's absences again. (A sync
+/// already running when this lands writes its own watermark; the nightly reconcile then reads
+/// the whole roster.)
+pub(crate) fn request_full_resync(txn: &redb::WriteTransaction, school: &str) -> Result<()> {
+    let mut st = txn.open_table(SCHOOL_STATE)?;
+    let state: Option<SchoolState> = match st.get((school, STATE_KEY))? {
+        Some(v) => Some(decode("school_state", v.value())?),
+        None => None,
+    };
+    if let Some(mut state) = state {
+        state.roster_watermark = None;
+        state.backfill = true;
+        st.insert((school, STATE_KEY), encode(&state)?.as_slice())?;
+    }
+    Ok(())
+}
+
 fn sync_rows<'a, T: Serialize + 'a>(
     txn: &redb::WriteTransaction,
     table: super::SchoolTable,
@@ -397,6 +435,7 @@ mod tests {
             absences: parts,
             roster_watermark: Some("2026-01-01T00:00:00Z".into()),
             full_reconcile: None,
+            backfilled: false,
             record: SyncRecord {
                 started: String::new(),
                 finished: String::new(),
@@ -478,5 +517,142 @@ mod tests {
             state.roster_watermark.as_deref(),
             Some("2026-01-01T00:00:00Z")
         );
+    }
+
+    fn alert(student: &str) -> crate::model::Alert {
+        use crate::model::{AlertKey, AlertState, SchoolId, Severity};
+        crate::model::Alert {
+            key: AlertKey {
+                school: SchoolId("s".into()),
+                student: StudentId(student.into()),
+                rule: "consecutive_days".into(),
+                period: "2025-2026/2".into(),
+            },
+            severity: Severity::Critical,
+            value: 10,
+            evidence: vec!["2026-03-02".into()],
+            state: AlertState::Active,
+            first_seen: "2026-03-02T08:00:00Z".into(),
+            last_seen: "2026-03-02T08:00:00Z".into(),
+            resolved_at: None,
+            notified_severity: Some(Severity::Critical),
+            listed_in_digest: None,
+        }
+    }
+
+    #[test]
+    fn an_erased_student_stays_out_and_shared_mails_are_rearmed() {
+        use crate::store::{OutboxEntry, OutboxStatus};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let pending = ExcuseStatus::Pending;
+        let student = |id: &str, untis: i64| crate::model::Student {
+            id: StudentId(id.into()),
+            given_name: "Vor".into(),
+            family_name: format!("Name-{id}"),
+            klasse_id: None,
+            untis_id: Some(untis),
+            extern_key: None,
+        };
+        let mut w = write(
+            vec![part(
+                "2026-03-01",
+                "2026-03-31",
+                None,
+                vec![
+                    absence("a", "2026-03-02", pending),
+                    absence("b", "2026-03-02", pending),
+                ],
+            )],
+            Vec::new(),
+        );
+        w.roster.students = vec![student("a", 5), student("b", 6)];
+        store.write_sync("s", &w).unwrap();
+        let (alert_a, alert_b) = (alert("a"), alert("b"));
+        let mail = |id: &str, status: OutboxStatus| OutboxEntry {
+            id: id.into(),
+            kind: "alert".into(),
+            from: "f@x".into(),
+            to: vec!["sw@x".into()],
+            message: "Name-a, Name-b".into(),
+            student_ids: vec!["a".into(), "b".into()],
+            alert_ids: vec![alert_a.key.id(), alert_b.key.id()],
+            status,
+            attempts: 0,
+            created: "2026-03-02T20:00:00Z".into(),
+            next_attempt: "2026-03-03T06:00:00Z".into(),
+            last_error: None,
+            sent_at: None,
+        };
+        store
+            .commit_alert_run(
+                "s",
+                &[alert_a.clone(), alert_b.clone()],
+                &[
+                    mail("m1", OutboxStatus::Pending),
+                    mail("m0", OutboxStatus::Sent),
+                ],
+                &[],
+            )
+            .unwrap();
+        let at = "2026-03-02T21:00:00Z".parse().unwrap();
+        let report = store.erase_student("s", "a", at, "admin").unwrap();
+        assert_eq!(
+            (
+                report.roster,
+                report.absences,
+                report.alerts,
+                report.unsent_mails,
+                report.sent_mails
+            ),
+            (true, 1, 1, 1, 1)
+        );
+        // b's alert rode in the withdrawn mail: it goes out again with the next run.
+        let alerts = store.alerts("s").unwrap();
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].key.student.as_str(), "b");
+        assert_eq!(alerts[0].notified_severity, None);
+        assert!(store.outbox_entries("s").unwrap().is_empty());
+
+        // The next sync reports a under both ids: neither comes back; b is untouched.
+        w.absences[0]
+            .absences
+            .push(absence("untis:5", "2026-03-03", pending));
+        store.write_sync("s", &w).unwrap();
+        let snap = store.load_school("s").unwrap();
+        let ids: Vec<&str> = snap.roster.students.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["b"]);
+        let with: Vec<&str> = snap.absences.iter().map(|a| a.student.as_str()).collect();
+        assert_eq!(with, ["b"]);
+        let erasures = store.erasures("s").unwrap();
+        assert_eq!(erasures.len(), 1);
+        assert_eq!(erasures[0].aliases, ["untis:5"]);
+
+        // Undo: the next sync reads the whole roster and the school year again.
+        assert!(
+            store
+                .unerase_student("s", "a", at, "admin")
+                .unwrap()
+                .is_some()
+        );
+        let state = store.school_state("s").unwrap();
+        assert!(state.backfill && state.roster_watermark.is_none());
+        w.backfilled = true;
+        store.write_sync("s", &w).unwrap();
+        assert_eq!(store.load_school("s").unwrap().roster.students.len(), 2);
+        assert!(!store.school_state("s").unwrap().backfill);
+        assert!(
+            store
+                .unerase_student("s", "a", at, "admin")
+                .unwrap()
+                .is_none()
+        );
+        let kinds: Vec<String> = store
+            .audit_list("s", None)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(kinds, ["erase", "erase_undo"]);
     }
 }
