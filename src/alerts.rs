@@ -280,13 +280,60 @@ pub fn immediate_items(
     group_by_student(dir, items)
 }
 
-/// One class teacher's digest audience: their address, name and Klassen.
+/// A digest's audience: a class teacher with their Klassen, or a social worker with the whole
+/// school (no Klassen: the school-wide digest).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DigestRecipient {
     pub email: String,
     pub name: String,
-    /// Klasse ids.
+    /// Klasse ids; empty for the school-wide digest.
     pub klassen: Vec<String>,
+}
+
+impl DigestRecipient {
+    /// A social worker's school-wide digest.
+    pub fn school_wide(email: &str) -> Self {
+        DigestRecipient {
+            email: email.to_string(),
+            name: String::new(),
+            klassen: Vec::new(),
+        }
+    }
+
+    pub fn is_school_wide(&self) -> bool {
+        self.klassen.is_empty()
+    }
+
+    /// The mark of this recipient's digest of ISO week `week`: set when it is made, so a
+    /// restart does not make it again. Class-teacher and school-wide digests to the same
+    /// address are kept apart.
+    pub fn week_mark(&self, week: &str) -> String {
+        format!(
+            "{}|{}|{week}",
+            digest_mark_kind(self.is_school_wide()),
+            self.email.to_ascii_lowercase()
+        )
+    }
+
+    /// The mark of when this recipient's last digest was made: what "since the last digest"
+    /// means.
+    pub fn last_mark(&self) -> String {
+        format!(
+            "{}-last|{}",
+            digest_mark_kind(self.is_school_wide()),
+            self.email.to_ascii_lowercase()
+        )
+    }
+}
+
+/// The first part of a digest mark's key: `digest` for class teachers, `school-digest` for
+/// the school-wide digest.
+pub fn digest_mark_kind(school_wide: bool) -> &'static str {
+    if school_wide {
+        "school-digest"
+    } else {
+        "digest"
+    }
 }
 
 /// Class teachers with their Klassen: from WebUntis (primary teacher enrollments), replaced per
@@ -342,7 +389,8 @@ pub fn digest_recipients(
 }
 
 /// A digest's items for one teacher: active alerts of students in their Klassen (new, or
-/// ongoing) and alerts resolved since `since`, listed once. `None` for `since` is the first
+/// ongoing) and alerts resolved since `since`, listed once. The school-wide digest (no Klassen)
+/// has every student's alerts at "warning" or above. `None` for `since` is the first
 /// digest. Alerts muted by inhibition (`muted`) or by a silence are left out.
 ///
 /// An active alert is new until a digest has listed it, so one that was silenced at the last
@@ -357,19 +405,28 @@ pub fn digest_items(
     dir: &Directory,
 ) -> Vec<StudentAlerts> {
     let klassen: BTreeSet<&str> = recipient.klassen.iter().map(String::as_str).collect();
+    let school_wide = recipient.is_school_wide();
+    // Whether the recipient has seen the alert in a digest: a class teacher when a digest
+    // listed it; the school-wide digest when it existed at the last one.
+    let seen = |a: &Alert, since: &str| {
+        a.first_seen.as_str() <= since && (school_wide || a.listed_in_digest.is_some())
+    };
     let items = alerts
         .iter()
         .filter(|a| {
-            dir.klasse_id(&a.key.student)
-                .is_some_and(|k| klassen.contains(k))
+            school_wide
+                || dir
+                    .klasse_id(&a.key.student)
+                    .is_some_and(|k| klassen.contains(k))
         })
         .filter(|a| !muted.contains(&a.key.id()) && !silences.mutes(&a.key))
+        // School-wide, "watch" findings of hundreds of students would bury the serious ones:
+        // a class teacher knows their students, a social worker needs the warnings.
+        .filter(|a| !school_wide || a.severity >= Severity::Warning)
         .filter_map(|a| {
             let status = match a.state {
                 AlertState::Active => match since {
-                    Some(s) if a.listed_in_digest.is_some() && a.first_seen.as_str() <= s => {
-                        ItemStatus::Ongoing
-                    }
+                    Some(s) if seen(a, s) => ItemStatus::Ongoing,
                     _ => ItemStatus::New,
                 },
                 AlertState::Resolved => {
@@ -377,7 +434,9 @@ pub fn digest_items(
                     let since = since?;
                     let resolved = a.resolved_at.as_deref()?;
                     if resolved <= since
-                        || (a.listed_in_digest.is_none() && a.first_seen.as_str() <= since)
+                        || (!school_wide
+                            && a.listed_in_digest.is_none()
+                            && a.first_seen.as_str() <= since)
                     {
                         return None;
                     }

@@ -543,9 +543,14 @@ async fn status(config: &Config, json: bool) -> Result<ExitCode, String> {
                 .unwrap_or_default()
         );
         out!(
-            "  next sync: {}; next digest: {}",
+            "  next sync: {}; next digest: {}{}",
             school.next_sync.as_deref().unwrap_or("-"),
-            school.next_digest.as_deref().unwrap_or("-")
+            school.next_digest.as_deref().unwrap_or("-"),
+            school
+                .next_school_digest
+                .as_deref()
+                .map(|t| format!("; next school-wide digest: {t}"))
+                .unwrap_or_default()
         );
         out!(
             "  alerts: {} critical, {} warning, {} watch; outbox: {} pending, {} failed",
@@ -618,6 +623,7 @@ async fn sync(config: &Config, school: Option<&str>, why: &str) -> Result<ExitCo
     let mut failed = Vec::new();
     let options = RunOptions {
         digests: false,
+        school_digest: false,
         deliver: true,
     };
     // All schools at once: one school's failing WebUntis must not hold up the others.

@@ -11,7 +11,7 @@ use crate::config::{self, Config, SchoolConfig};
 use crate::mail::Transport;
 use crate::pipeline::{self, PipelineError, RunOptions, RunReport};
 use crate::privacy;
-use crate::schedule;
+use crate::schedule::{self, Digest};
 use crate::status::{self, Shared};
 use crate::store::{Store, StoreError};
 use crate::untis::UntisClient;
@@ -28,8 +28,6 @@ use tokio_util::sync::CancellationToken;
 
 /// Mark: when the daemon first ran a school (RFC 3339); digest slots before it are never due.
 pub const FIRST_START_MARK: &str = "daemon|first-start";
-/// Mark: the last digest slot whose run completed (RFC 3339).
-pub const DIGEST_SLOT_MARK: &str = "daemon|digest-slot";
 
 /// How long shutdown waits for runs in flight; below systemd's 20 s `TimeoutStopSec` with room
 /// for the status endpoint and closing the database.
@@ -132,9 +130,10 @@ impl Clock for VirtualClock {
 struct SchoolPlan {
     first_start: DateTime<Utc>,
     last_sync: Option<DateTime<Utc>>,
-    last_digest: Option<DateTime<Utc>>,
-    /// The digest slot whose run last failed: retried with the next sync, not on every tick.
-    digest_failed: Option<DateTime<Utc>>,
+    /// Per [`Digest`] kind: the last slot whose run completed (kept in a mark).
+    last_digest: [Option<DateTime<Utc>>; 2],
+    /// Per kind: the slot whose run last failed, retried with the next sync, not on every tick.
+    digest_failed: [Option<DateTime<Utc>>; 2],
     running: bool,
     /// SIGUSR1 arrived (while a run was in flight, it runs after that one).
     forced: bool,
@@ -176,10 +175,13 @@ async fn load_plan(
                     now
                 }
             };
-            let last_digest = s
-                .mark(&id, DIGEST_SLOT_MARK)?
-                .as_deref()
-                .and_then(parse_time);
+            let mut last_digest = [None; 2];
+            for kind in Digest::ALL {
+                last_digest[kind.index()] = s
+                    .mark(&id, kind.done_mark())?
+                    .as_deref()
+                    .and_then(parse_time);
+            }
             let last_sync = s
                 .school_state(&id)?
                 .last_sync
@@ -188,7 +190,7 @@ async fn load_plan(
                 first_start,
                 last_sync,
                 last_digest,
-                digest_failed: None,
+                digest_failed: [None; 2],
                 running: false,
                 // SPEC §6: the first sync runs right after start, however recent the last one
                 // (a restart after a config change must show its effect at once).
@@ -200,9 +202,10 @@ async fn load_plan(
         .await
 }
 
+/// A run's school, the digest slots it was to make, and its result.
 type RunResult = (
     String,
-    Option<DateTime<Utc>>,
+    Vec<(Digest, DateTime<Utc>)>,
     Result<RunReport, PipelineError>,
 );
 
@@ -214,11 +217,13 @@ async fn run_one(
     school: SchoolConfig,
     transport: Arc<Transport>,
     now: DateTime<Utc>,
-    digest: Option<DateTime<Utc>>,
+    digests: Vec<(Digest, DateTime<Utc>)>,
 ) -> RunResult {
     let id = school.id.to_string();
+    let has = |kind: Digest| digests.iter().any(|(k, _)| *k == kind);
     let options = RunOptions {
-        digests: digest.is_some(),
+        digests: has(Digest::ClassTeachers),
+        school_digest: has(Digest::SchoolWide),
         deliver: true,
     };
     let result = match UntisClient::new(&school.untis) {
@@ -240,21 +245,26 @@ async fn run_one(
         }),
     };
     let result = match result {
-        Err(PipelineError::Sync { source, .. }) if digest.is_some() => {
+        Err(PipelineError::Sync { source, .. }) if !digests.is_empty() => {
             log::warn!("school {id}: sync failed ({source}); sending the digest from stored data");
             pipeline::run_school(&store, &config, &school, None, &transport, now, options).await
         }
         other => other,
     };
-    if let (Some(slot), Ok(_)) = (digest, &result) {
-        let (sid, slot) = (id.clone(), slot.to_rfc3339());
+    if result.is_ok() && !digests.is_empty() {
+        let (sid, done) = (id.clone(), digests.clone());
         if let Err(e) = store
-            .blocking(move |s| s.set_mark(&sid, DIGEST_SLOT_MARK, &slot))
+            .blocking(move |s| {
+                for (kind, slot) in &done {
+                    s.set_mark(&sid, kind.done_mark(), &slot.to_rfc3339())?;
+                }
+                Ok(())
+            })
             .await
         {
             return (
                 id,
-                digest,
+                digests,
                 Err(PipelineError::Store {
                     school: school.id.to_string(),
                     source: e,
@@ -262,7 +272,7 @@ async fn run_one(
             );
         }
     }
-    (id, digest, result)
+    (id, digests, result)
 }
 
 fn notify(states: &[NotifyState]) {
@@ -412,24 +422,31 @@ pub async fn run(
                 continue;
             };
             let next_sync = schedule::next_sync(school, now, plan.last_sync);
-            let next_digest = schedule::next_digest(school, now);
-            next_times.insert(id.clone(), (next_sync, next_digest));
+            let next_digests = Digest::ALL.map(|kind| schedule::next_digest(school, kind, now));
+            next_times.insert(id.clone(), (next_sync, next_digests));
             if plan.running {
                 continue;
             }
-            let digest = schedule::due_digest(school, now, plan.first_start, plan.last_digest)
-                .filter(|slot| plan.digest_failed != Some(*slot) || next_sync <= now);
-            if plan.forced || next_sync <= now || digest.is_some() {
+            let digests: Vec<(Digest, DateTime<Utc>)> = Digest::ALL
+                .into_iter()
+                .filter_map(|kind| {
+                    let i = kind.index();
+                    schedule::due_digest(school, kind, now, plan.first_start, plan.last_digest[i])
+                        .filter(|slot| plan.digest_failed[i] != Some(*slot) || next_sync <= now)
+                        .map(|slot| (kind, slot))
+                })
+                .collect();
+            if plan.forced || next_sync <= now || !digests.is_empty() {
                 plan.forced = false;
                 plan.running = true;
                 plan.answers = std::mem::take(&mut plan.waiting);
                 plan.last_sync = Some(now);
                 log::info!(
                     "school {id}: run started{}",
-                    if digest.is_some() {
-                        " with digests"
-                    } else {
+                    if digests.is_empty() {
                         ""
+                    } else {
+                        " with digests"
                     }
                 );
                 let handle = runs.spawn(run_one(
@@ -438,12 +455,12 @@ pub async fn run(
                     school.clone(),
                     transport.clone(),
                     now,
-                    digest,
+                    digests,
                 ));
                 run_schools.insert(handle.id(), id.clone());
             } else {
                 wake = wake.min(next_sync);
-                if let Some(d) = next_digest {
+                for d in next_digests.into_iter().flatten() {
                     wake = wake.min(d);
                 }
             }
@@ -568,7 +585,7 @@ fn finish(
     run_schools: &mut BTreeMap<tokio::task::Id, String>,
     done: Result<(tokio::task::Id, RunResult), tokio::task::JoinError>,
 ) {
-    let (id, digest, result) = match done {
+    let (id, digests, result) = match done {
         Ok((task, r)) => {
             run_schools.remove(&task);
             r
@@ -596,9 +613,9 @@ fn finish(
     answer(plan, &id, &line);
     match result {
         Ok(report) => {
-            if digest.is_some() {
-                plan.last_digest = digest;
-                plan.digest_failed = None;
+            for (kind, slot) in digests {
+                plan.last_digest[kind.index()] = Some(slot);
+                plan.digest_failed[kind.index()] = None;
             }
             log::info!(
                 "school {id}: run done: {} findings, {} alert mails, {} digests; delivered {}, retrying {}, failed {}",
@@ -611,7 +628,9 @@ fn finish(
             );
         }
         Err(e) => {
-            plan.digest_failed = digest;
+            for (kind, slot) in digests {
+                plan.digest_failed[kind.index()] = Some(slot);
+            }
             log::warn!("run failed: {e}");
         }
     }

@@ -90,6 +90,8 @@ fn demo_config(
         start: t(20, 0),
         end: t(6, 30),
     });
+    // The optional school-wide digest to the social workers, at the class teachers' slot.
+    school.notify.social_worker_digest = Some(school.notify.digest);
     Ok(Config {
         path: PathBuf::new(),
         daemon: DaemonConfig {
@@ -176,10 +178,10 @@ fn index_html(
     }
     let mut rows = String::new();
     for (kind, m) in mails {
-        let label = if kind == "alert" {
-            "Sofortmeldung"
-        } else {
-            "Wochenübersicht"
+        let label = match kind.as_str() {
+            "alert" => "Sofortmeldung",
+            "social_worker_digest" => "Wochenübersicht Schule",
+            _ => "Wochenübersicht Klassen",
         };
         let _ = writeln!(
             rows,
@@ -269,6 +271,7 @@ pub async fn run(opts: DemoOptions) -> Result<String, String> {
         now,
         RunOptions {
             digests: true,
+            school_digest: true,
             deliver: true,
         },
     )
@@ -294,6 +297,7 @@ pub async fn run(opts: DemoOptions) -> Result<String, String> {
     }
     let sync = report.sync.as_ref();
     let count = |s: Severity| report.by_severity.get(&s).copied().unwrap_or(0);
+    let of_kind = |k: &str| report.mails.iter().filter(|(kind, _)| kind == k).count();
     let mut summary = String::new();
     let _ = writeln!(
         summary,
@@ -322,8 +326,12 @@ pub async fn run(opts: DemoOptions) -> Result<String, String> {
     );
     let _ = writeln!(
         summary,
-        "  mails:    {} immediate alerts to social workers, {} weekly digests to class teachers (delivered {}, failed {})",
-        report.immediate_mails, report.digest_mails, report.delivery.sent, report.delivery.failed
+        "  mails:    {} immediate alerts and {} school-wide digests to social workers, {} weekly digests to class teachers (delivered {}, failed {})",
+        report.immediate_mails,
+        of_kind("social_worker_digest"),
+        of_kind("digest"),
+        report.delivery.sent,
+        report.delivery.failed
     );
     let planted: usize = quality.iter().map(|q| q.planted).sum();
     let found: usize = quality.iter().map(|q| q.found_planted).sum();

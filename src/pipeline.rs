@@ -30,6 +30,9 @@ pub enum PipelineError {
 pub struct RunOptions {
     /// Send the weekly class-teacher digests now (the daemon's schedule decides when).
     pub digests: bool,
+    /// Send the weekly school-wide digest to the social workers now (where
+    /// `social_worker_digest` is set and social workers see the whole school).
+    pub school_digest: bool,
     /// Try to deliver due outbox mails at the end of the run.
     pub deliver: bool,
 }
@@ -323,17 +326,22 @@ pub async fn run_school(
         }
     }
 
+    let mut audiences = Vec::new();
     if options.digests {
+        audiences.extend(alerts::digest_recipients(school, &snapshot.roster).0);
+    }
+    if options.school_digest {
+        audiences.extend(school_digest_recipients(school));
+    }
+    if !audiences.is_empty() {
         let current_index: BTreeMap<String, usize> = current
             .iter()
             .enumerate()
             .map(|(i, a)| (a.key.id(), i))
             .collect();
         let week = iso_week_label(today);
-        let (recipients, _unmapped) = alerts::digest_recipients(school, &snapshot.roster);
-        for r in recipients {
-            let week_mark = format!("digest|{}|{}", r.email.to_ascii_lowercase(), week);
-            let last_mark = format!("digest-last|{}", r.email.to_ascii_lowercase());
+        for r in audiences {
+            let (week_mark, last_mark) = (r.week_mark(&week), r.last_mark());
             let (done, since) = {
                 let (id, wm, lm) = (sid.clone(), week_mark.clone(), last_mark.clone());
                 store
@@ -353,11 +361,16 @@ pub async fn run_school(
             add_strips(&mut students, &snapshot, school, today);
             let rendered = render_digest_for(&ctx, &r, &snapshot, &week, local_now, students)
                 .map_err(mail_err)?;
-            outbox.push(outbox_entry(&ctx, &rendered, "digest", now, now).map_err(mail_err)?);
-            report.mails.push(("digest".to_string(), rendered));
+            let kind = if r.is_school_wide() {
+                "social_worker_digest"
+            } else {
+                "digest"
+            };
+            outbox.push(outbox_entry(&ctx, &rendered, kind, now, now).map_err(mail_err)?);
+            report.mails.push((kind.to_string(), rendered));
             // From now on a teacher has seen these alerts: later digests call them ongoing.
             for (id, status) in &listed {
-                if *status == ItemStatus::Resolved {
+                if *status == ItemStatus::Resolved || r.is_school_wide() {
                     continue;
                 }
                 let Some(a) = changed
@@ -391,6 +404,21 @@ pub async fn run_school(
         report.delivery = mail::deliver_due(store, &sid, transport, now).await;
     }
     Ok(report)
+}
+
+/// The social workers who get the weekly school-wide digest: none unless it is configured and
+/// they see student-level alerts (`social_workers_see = "school"`).
+fn school_digest_recipients(school: &SchoolConfig) -> Vec<alerts::DigestRecipient> {
+    if school.notify.social_worker_digest.is_none() || !school.recipients.social_workers_see_school
+    {
+        return Vec::new();
+    }
+    school
+        .recipients
+        .social_workers
+        .iter()
+        .map(|e| alerts::DigestRecipient::school_wide(e))
+        .collect()
 }
 
 /// The alerts a mail names and their status in it.
@@ -445,18 +473,10 @@ pub async fn preview_digest(
     now: DateTime<Utc>,
 ) -> Result<Option<RenderedMail>, PipelineError> {
     let sid = school.id.to_string();
-    let (snapshot, existing, since, all_silences) = {
+    let (snapshot, existing, all_silences) = {
         let id = sid.clone();
-        let lm = format!("digest-last|{}", to.to_ascii_lowercase());
         store
-            .blocking(move |s| {
-                Ok((
-                    s.load_school(&id)?,
-                    s.alerts(&id)?,
-                    s.mark(&id, &lm)?,
-                    s.silences(&id)?,
-                ))
-            })
+            .blocking(move |s| Ok((s.load_school(&id)?, s.alerts(&id)?, s.silences(&id)?)))
             .await
             .map_err(|source| PipelineError::Store {
                 school: sid.clone(),
@@ -474,12 +494,24 @@ pub async fn preview_digest(
     }
     let current: Vec<Alert> = current.into_values().collect();
     let silences = alerts::ActiveSilences::new(&school.id, &all_silences, today);
+    // A class teacher's digest; for a social worker the school-wide one.
     let (recipients, _) = alerts::digest_recipients(school, &snapshot.roster);
     let Some(r) = recipients
         .into_iter()
+        .chain(school_digest_recipients(school))
         .find(|r| r.email.eq_ignore_ascii_case(to))
     else {
         return Ok(None);
+    };
+    let since = {
+        let (id, last_mark) = (sid.clone(), r.last_mark());
+        store
+            .blocking(move |s| s.mark(&id, &last_mark))
+            .await
+            .map_err(|source| PipelineError::Store {
+                school: sid.clone(),
+                source,
+            })?
     };
     let dir = Directory::new(&snapshot.roster);
     let mut students =

@@ -7,7 +7,7 @@
 //! repeated one (02:30 on 25 October 2026) as its first occurrence, so it runs once.
 
 use crate::calendar::is_school_day_on;
-use crate::config::SchoolConfig;
+use crate::config::{SchoolConfig, WeeklySlot};
 use crate::sync::local_instant;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeDelta, Utc};
 
@@ -99,44 +99,93 @@ fn next_window_open(school: &SchoolConfig, after: DateTime<Utc>) -> Option<DateT
     None
 }
 
-/// The digest slot in the ISO week that contains the local day `day`.
-pub fn digest_slot_in_week(school: &SchoolConfig, day: NaiveDate) -> Option<DateTime<Utc>> {
-    let slot = school.notify.digest;
+/// The two weekly digests: to each class teacher about their Klassen, and the optional
+/// school-wide one to the social workers. Each has its own slot and bookkeeping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Digest {
+    ClassTeachers,
+    SchoolWide,
+}
+
+impl Digest {
+    pub const ALL: [Digest; 2] = [Digest::ClassTeachers, Digest::SchoolWide];
+
+    /// The configured slot; `None` when this digest is off for the school (the school-wide one
+    /// needs `social_worker_digest`, social workers, and `social_workers_see = "school"`).
+    pub fn slot(self, school: &SchoolConfig) -> Option<WeeklySlot> {
+        match self {
+            Digest::ClassTeachers => Some(school.notify.digest),
+            Digest::SchoolWide => school.notify.social_worker_digest.filter(|_| {
+                school.recipients.social_workers_see_school
+                    && !school.recipients.social_workers.is_empty()
+            }),
+        }
+    }
+
+    /// The mark that records the last slot whose digests were made.
+    pub fn done_mark(self) -> &'static str {
+        match self {
+            Digest::ClassTeachers => "daemon|digest-slot",
+            Digest::SchoolWide => "daemon|school-digest-slot",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The slot of `kind` in the ISO week that contains the local day `day`.
+pub fn digest_slot_in_week(
+    school: &SchoolConfig,
+    kind: Digest,
+    day: NaiveDate,
+) -> Option<DateTime<Utc>> {
+    let slot = kind.slot(school)?;
     let monday = day - Duration::days(i64::from(day.weekday().num_days_from_monday()));
     let slot_day = monday + Duration::days(i64::from(slot.weekday.num_days_from_monday()));
     local_instant(school.timezone, slot_day.and_time(slot.time))
 }
 
-/// The latest digest slot at or before `now`.
-pub fn last_digest_slot(school: &SchoolConfig, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+/// The latest slot of `kind` at or before `now`.
+pub fn last_digest_slot(
+    school: &SchoolConfig,
+    kind: Digest,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
     let today = now.with_timezone(&school.timezone).date_naive();
     [today, today - Duration::days(7)]
         .into_iter()
-        .filter_map(|d| digest_slot_in_week(school, d))
+        .filter_map(|d| digest_slot_in_week(school, kind, d))
         .find(|t| *t <= now)
 }
 
-/// The first digest slot after `now`.
-pub fn next_digest(school: &SchoolConfig, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+/// The first slot of `kind` after `now`.
+pub fn next_digest(
+    school: &SchoolConfig,
+    kind: Digest,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
     let today = now.with_timezone(&school.timezone).date_naive();
     [today, today + Duration::days(7)]
         .into_iter()
-        .filter_map(|d| digest_slot_in_week(school, d))
+        .filter_map(|d| digest_slot_in_week(school, kind, d))
         .find(|t| *t > now)
 }
 
-/// The digest slot that is due now, if any: the latest slot at or before `now` that is not
-/// done yet. A slot missed while the daemon was down is due once (only the latest: teachers get
-/// one digest, not a backlog); slots before the daemon's first start for this school
+/// The slot of `kind` that is due now, if any: the latest slot at or before `now` that is not
+/// done yet. A slot missed while the daemon was down is due once (only the latest: recipients
+/// get one digest, not a backlog); slots before the daemon's first start for this school
 /// (`first_start`) are never due, so a fresh database does not greet teachers with a digest on
 /// a Wednesday.
 pub fn due_digest(
     school: &SchoolConfig,
+    kind: Digest,
     now: DateTime<Utc>,
     first_start: DateTime<Utc>,
     last_done: Option<DateTime<Utc>>,
 ) -> Option<DateTime<Utc>> {
-    let slot = last_digest_slot(school, now)?;
+    let slot = last_digest_slot(school, kind, now)?;
     (slot >= first_start && last_done.is_none_or(|done| done < slot)).then_some(slot)
 }
 
@@ -264,7 +313,11 @@ mod tests {
         ];
         for (slot, now, want) in cases {
             let s = school(slot, 15);
-            assert_eq!(next_digest(&s, now), Some(want), "{slot:?} after {now}");
+            assert_eq!(
+                next_digest(&s, Digest::ClassTeachers, now),
+                Some(want),
+                "{slot:?} after {now}"
+            );
         }
     }
 
@@ -276,31 +329,67 @@ mod tests {
         // Before the slot nothing of this week is due; last week's slot was done.
         let last_week = utc("2026-10-19T05:00:00Z");
         assert_eq!(
-            due_digest(&s, local(2026, 10, 26, 6, 59), first_start, Some(last_week)),
+            due_digest(
+                &s,
+                Digest::ClassTeachers,
+                local(2026, 10, 26, 6, 59),
+                first_start,
+                Some(last_week)
+            ),
             None
         );
         // At the slot, and later that week after a downtime, it is due until done.
         assert_eq!(
-            due_digest(&s, slot, first_start, Some(last_week)),
+            due_digest(
+                &s,
+                Digest::ClassTeachers,
+                slot,
+                first_start,
+                Some(last_week)
+            ),
             Some(slot)
         );
         let back = local(2026, 10, 28, 14, 0);
         assert_eq!(
-            due_digest(&s, back, first_start, Some(last_week)),
+            due_digest(
+                &s,
+                Digest::ClassTeachers,
+                back,
+                first_start,
+                Some(last_week)
+            ),
             Some(slot)
         );
-        assert_eq!(due_digest(&s, back, first_start, Some(slot)), None);
+        assert_eq!(
+            due_digest(&s, Digest::ClassTeachers, back, first_start, Some(slot)),
+            None
+        );
         // Down for two weeks: only the latest slot is due, once.
         let later = local(2026, 11, 10, 8, 0);
         assert_eq!(
-            due_digest(&s, later, first_start, Some(last_week)),
+            due_digest(
+                &s,
+                Digest::ClassTeachers,
+                later,
+                first_start,
+                Some(last_week)
+            ),
             Some(utc("2026-11-09T06:00:00Z"))
         );
         // A fresh database started on a Wednesday sends nothing until next Monday.
         let fresh = local(2026, 10, 28, 9, 0);
-        assert_eq!(due_digest(&s, fresh, fresh, None), None);
         assert_eq!(
-            due_digest(&s, slot + Duration::days(7), fresh, None),
+            due_digest(&s, Digest::ClassTeachers, fresh, fresh, None),
+            None
+        );
+        assert_eq!(
+            due_digest(
+                &s,
+                Digest::ClassTeachers,
+                slot + Duration::days(7),
+                fresh,
+                None
+            ),
             Some(slot + Duration::days(7))
         );
     }

@@ -25,9 +25,11 @@ use tokio_util::sync::CancellationToken;
 /// a minute, so two missed wake-ups mean it is stuck.
 pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(150);
 
-/// A school's next sync and next digest, as the scheduler computed them.
-pub type NextRuns = (DateTime<Utc>, Option<DateTime<Utc>>);
+/// A school's next sync and its next class-teacher and school-wide digests, as the scheduler
+/// computed them.
+pub type NextRuns = (DateTime<Utc>, [Option<DateTime<Utc>>; 2]);
 type Gauge = (&'static str, fn(&SchoolStatus) -> i64);
+type TimeField = fn(&SchoolStatus) -> &Option<String>;
 
 /// What the scheduler shares with the endpoint.
 pub struct Shared {
@@ -102,6 +104,9 @@ pub struct SchoolStatus {
     pub last_sync: LastSync,
     pub next_sync: Option<String>,
     pub next_digest: Option<String>,
+    /// The next school-wide digest to the social workers; null when it is off.
+    #[serde(default)]
+    pub next_school_digest: Option<String>,
     pub alerts: AlertCounts,
     pub outbox: OutboxJson,
 }
@@ -182,7 +187,8 @@ fn school_status(
             error: last.and_then(|r| r.error),
         },
         next_sync: next.map(|(s, _)| local(school, s)),
-        next_digest: next.and_then(|(_, d)| d).map(|d| local(school, d)),
+        next_digest: next.and_then(|(_, d)| d[0]).map(|d| local(school, d)),
+        next_school_digest: next.and_then(|(_, d)| d[1]).map(|d| local(school, d)),
         alerts,
         outbox: store.outbox_summary(id)?.into(),
     })
@@ -279,17 +285,17 @@ pub fn metrics(status: &Status) -> String {
             );
         }
     }
-    for (name, pick) in [
-        ("next_sync_timestamp_seconds", 0),
-        ("next_digest_timestamp_seconds", 1),
-    ] {
+    let next: [(&str, TimeField); 3] = [
+        ("next_sync_timestamp_seconds", |s| &s.next_sync),
+        ("next_digest_timestamp_seconds", |s| &s.next_digest),
+        ("next_school_digest_timestamp_seconds", |s| {
+            &s.next_school_digest
+        }),
+    ];
+    for (name, pick) in next {
         let _ = writeln!(out, "# TYPE fehlzeiten_{name} gauge");
         for s in &status.schools {
-            let t = if pick == 0 {
-                ts(&s.next_sync)
-            } else {
-                ts(&s.next_digest)
-            };
+            let t = ts(pick(s));
             let _ = writeln!(out, "fehlzeiten_{name}{{school=\"{}\"}} {t}", s.id);
         }
     }

@@ -460,6 +460,28 @@ fn the_shipped_example_is_valid() {
 }
 
 #[test]
+fn a_school_wide_digest_nobody_may_read_is_a_warning() {
+    let (_dir, path) = example_sandbox();
+    let mut c = config::load_with(&path, &Environment::default()).unwrap();
+    let in_that_year = chrono::NaiveDate::from_ymd_opt(2025, 11, 3).unwrap();
+    let school = &mut c.schools[0];
+    school.notify.social_worker_digest = Some(school.notify.digest);
+    assert_eq!(
+        config::config_warnings(&c, in_that_year),
+        Vec::<String>::new()
+    );
+    c.schools[0].recipients.social_workers_see_school = false;
+    let warnings = config::config_warnings(&c, in_that_year);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains(
+            "school[gym-musterstadt].notify.social_worker_digest: warning: is set but social_workers_see = \"none\""
+        ),
+        "{warnings:?}"
+    );
+}
+
+#[test]
 fn the_shipped_example_fails_without_its_secrets() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("fehlzeiten.toml");

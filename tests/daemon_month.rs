@@ -36,6 +36,11 @@ fn config(dir: &Path, scenario: &Scenario, api_base: &str) -> Config {
     );
     // Every class teacher gets a digest every week, so the count below is exact.
     school.notify.all_quiet_mail = true;
+    // The school-wide digest to the social worker on its own slot: Friday 13:00.
+    school.notify.social_worker_digest = Some(fehlzeiten::config::WeeklySlot {
+        weekday: chrono::Weekday::Fri,
+        time: chrono::NaiveTime::from_hms_opt(13, 0, 0).unwrap(),
+    });
     Config {
         path: Default::default(),
         daemon: DaemonConfig {
@@ -89,14 +94,32 @@ async fn one_digest_per_teacher_per_week_across_dst_and_restarts() {
     eprintln!("a simulated month took {:?}", started.elapsed());
 
     let store = Store::open(&config.daemon.data_dir).unwrap();
-    let digests: Vec<_> = store
-        .outbox_entries(SCHOOL)
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.kind == "digest")
+    let entries = store.outbox_entries(SCHOOL).unwrap();
+    let digests: Vec<_> = entries.iter().filter(|e| e.kind == "digest").collect();
+    // One school-wide digest each Friday at 13:00, to the social worker only.
+    let mut school_wide: Vec<(u32, u32, u32, u32)> = entries
+        .iter()
+        .filter(|e| e.kind == "social_worker_digest")
+        .map(|e| {
+            assert_eq!(e.to, ["sozial@schule.example"]);
+            let t = DateTime::parse_from_rfc3339(&e.created)
+                .unwrap()
+                .with_timezone(&Berlin);
+            (t.month(), t.day(), t.hour(), t.minute())
+        })
         .collect();
+    school_wide.sort();
+    assert_eq!(
+        school_wide,
+        [
+            (10, 9, 13, 0),
+            (10, 16, 13, 0),
+            (10, 23, 13, 0),
+            (10, 30, 13, 0)
+        ]
+    );
     let mut per_teacher: BTreeMap<String, Vec<DateTime<chrono_tz::Tz>>> = BTreeMap::new();
-    for e in &digests {
+    for e in digests {
         let created = DateTime::parse_from_rfc3339(&e.created)
             .unwrap()
             .with_timezone(&Berlin);

@@ -217,8 +217,14 @@ struct World {
 
 impl World {
     fn new() -> World {
+        World::with(|_| {})
+    }
+
+    /// A world whose config `change` adjusts first.
+    fn with(change: impl FnOnce(&mut Config)) -> World {
         let dir = tempfile::tempdir().unwrap();
-        let config = config(dir.path());
+        let mut config = config(dir.path());
+        change(&mut config);
         let store = Store::open(&config.daemon.data_dir).unwrap();
         let transport = Transport::from_config(&config.mail).unwrap();
         World {
@@ -239,6 +245,7 @@ impl World {
             now,
             RunOptions {
                 digests,
+                school_digest: digests,
                 deliver: true,
             },
         )
@@ -334,6 +341,10 @@ fn alert_mail(items: &[(&str, ItemStatus)]) -> Expected<'static> {
 
 fn digest_mail(items: &[(&str, ItemStatus)]) -> Expected<'static> {
     ("digest", CLASS_TEACHER, with_ids(items))
+}
+
+fn school_digest_mail(items: &[(&str, ItemStatus)]) -> Expected<'static> {
+    ("social_worker_digest", SOCIAL_WORKER, with_ids(items))
 }
 
 fn with_ids(items: &[(&str, ItemStatus)]) -> Vec<(String, ItemStatus)> {
@@ -504,4 +515,77 @@ async fn a_silence_mutes_a_student_until_it_expires() {
     assert_eq!(r.silenced, 0);
     let r = w.run(at(9, 8, 15), false).await;
     w.assert_mails("expired, an hour later", &r, &[]);
+}
+
+/// The optional weekly school-wide digest (`social_worker_digest`): the social worker gets the
+/// whole school's alerts at its slot beside the immediate mails, with its own "since the last
+/// digest", and the class teacher's digest is unchanged. With `social_workers_see = "none"` it
+/// is not sent.
+#[tokio::test]
+async fn the_school_wide_digest_for_social_workers() {
+    use ItemStatus::*;
+    let w = World::with(|c| {
+        let notify = &mut c.schools[0].notify;
+        notify.social_worker_digest = Some(notify.digest);
+    });
+    let mut absences = vec![absent(LENA, 2), absent(LENA, 3), absent(LENA, 4)];
+    store_absences(&w.store, &absences);
+    let r = w.run(at(5, 7, 15), true).await;
+    w.assert_mails(
+        "first",
+        &r,
+        &[
+            alert_mail(&[(LENA, New)]),
+            digest_mail(&[(LENA, New)]),
+            school_digest_mail(&[(LENA, New)]),
+        ],
+    );
+    let r = w.run(at(5, 8, 15), true).await;
+    w.assert_mails("same week", &r, &[]);
+
+    // Lena's streak grows to five days; Mia's register for last week is filled in late.
+    absences.extend([
+        absent(LENA, 5),
+        absent(LENA, 6),
+        absent(MIA, 2),
+        absent(MIA, 3),
+    ]);
+    absences.push(absent(MIA, 4));
+    store_absences(&w.store, &absences);
+    let r = w.run(at(9, 7, 15), true).await;
+    w.assert_mails(
+        "next week",
+        &r,
+        &[
+            alert_mail(&[(LENA, Escalated), (MIA, New)]),
+            digest_mail(&[(LENA, Ongoing), (MIA, New)]),
+            school_digest_mail(&[(LENA, Ongoing), (MIA, New)]),
+        ],
+    );
+
+    store_absences(&w.store, &[]);
+    let r = w.run(at(16, 7, 0), true).await;
+    w.assert_mails(
+        "resolved",
+        &r,
+        &[
+            digest_mail(&[(LENA, Resolved), (MIA, Resolved)]),
+            school_digest_mail(&[(LENA, Resolved), (MIA, Resolved)]),
+        ],
+    );
+    let r = w.run(at(23, 7, 0), true).await;
+    w.assert_mails("quiet", &r, &[]);
+
+    // Social workers who see no student-level alerts get no school-wide digest either.
+    let w = World::with(|c| {
+        let school = &mut c.schools[0];
+        school.notify.social_worker_digest = Some(school.notify.digest);
+        school.recipients.social_workers_see_school = false;
+    });
+    store_absences(
+        &w.store,
+        &[absent(LENA, 2), absent(LENA, 3), absent(LENA, 4)],
+    );
+    let r = w.run(at(5, 7, 15), true).await;
+    w.assert_mails("none", &r, &[digest_mail(&[(LENA, New)])]);
 }

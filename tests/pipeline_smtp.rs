@@ -94,6 +94,7 @@ async fn pipeline_delivers_through_real_smtp_with_the_content_boundary() {
         .with_timezone(&Utc);
     let options = RunOptions {
         digests: true,
+        school_digest: false,
         deliver: true,
     };
     let first = pipeline::run_school(

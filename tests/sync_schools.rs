@@ -65,6 +65,7 @@ async fn run(
     let (now, _) = morning(school);
     let options = RunOptions {
         digests: true,
+        school_digest: false,
         deliver: true,
     };
     let r = pipeline::run_school(store, config, school, Some(&c), transport, now, options).await;
@@ -312,6 +313,7 @@ async fn run_schools_reports_each_school_on_its_own() {
     let (now, _) = morning(schools[0]);
     let options = RunOptions {
         digests: false,
+        school_digest: false,
         deliver: true,
     };
     let results = pipeline::run_schools(&store, &config, &schools, &transport, now, options).await;

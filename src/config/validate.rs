@@ -174,6 +174,16 @@ pub fn config_warnings(config: &Config, today: NaiveDate) -> Vec<String> {
             _ => {}
         }
     }
+    for school in &config.schools {
+        if school.notify.social_worker_digest.is_some()
+            && !school.recipients.social_workers_see_school
+        {
+            warn(
+                format!("school[{}].notify.social_worker_digest", school.id),
+                "is set but social_workers_see = \"none\", so social workers get no student-level data and no school-wide digest is sent; set social_workers_see = \"school\", or social_worker_digest = \"\"".into(),
+            );
+        }
+    }
     // German school years start in summer; holidays from August on belong to the next one.
     let year_start_year = if today.month() >= 8 {
         today.year()

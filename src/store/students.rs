@@ -141,8 +141,9 @@ fn rearm_withdrawn(txn: &WriteTransaction, school: &str, mails: &[OutboxEntry]) 
     }
     let mut t = txn.open_table(MARKS)?;
     for m in unsent().filter(|m| m.kind.ends_with("digest")) {
+        let kind = crate::alerts::digest_mark_kind(m.kind == "social_worker_digest");
         for to in &m.to {
-            let prefix = format!("digest|{}|", to.to_ascii_lowercase());
+            let prefix = format!("{kind}|{}|", to.to_ascii_lowercase());
             let hi = format!("{prefix}\u{10FFFF}");
             let latest = match t
                 .range((school, prefix.as_str())..(school, hi.as_str()))?
