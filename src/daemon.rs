@@ -29,9 +29,12 @@ use tokio_util::sync::CancellationToken;
 /// Mark: when the daemon first ran a school (RFC 3339); digest slots before it are never due.
 pub const FIRST_START_MARK: &str = "daemon|first-start";
 
-/// How long shutdown waits for runs in flight; below systemd's 20 s `TimeoutStopSec` with room
-/// for the status endpoint and closing the database.
-const RUN_DRAIN: Duration = Duration::from_secs(12);
+/// How long shutdown waits for runs in flight: an abandoned sync stops at once, so this is the
+/// SMTP transaction in flight (bounded by `mail.timeout`). Below systemd's 20 s
+/// `TimeoutStopSec` with room for the status endpoint and closing the database; a transaction
+/// still running then is dropped (the mail stays pending and may go out twice, with the same
+/// Message-ID).
+const RUN_DRAIN: Duration = Duration::from_secs(15);
 /// The real-clock loop wakes at least this often (reloads, heartbeat, wall-clock jumps).
 const MAX_SLEEP: TimeDelta = TimeDelta::seconds(60);
 
@@ -211,6 +214,11 @@ type RunResult = (
 
 /// One run of one school; with a due digest it still goes out from stored data when WebUntis
 /// fails, since teachers expect it on Monday morning either way.
+///
+/// On shutdown (`stop`) the sync, rules and outbox part is abandoned at once, which is safe:
+/// each of its steps commits in one transaction, and a digest whose outbox entry was committed
+/// is not made again (its week mark is in the same transaction). Delivery then starts no new
+/// mail but finishes the SMTP transaction in flight.
 async fn run_one(
     store: Store,
     config: Arc<Config>,
@@ -218,22 +226,48 @@ async fn run_one(
     transport: Arc<Transport>,
     now: DateTime<Utc>,
     digests: Vec<(Digest, DateTime<Utc>)>,
+    stop: CancellationToken,
 ) -> RunResult {
+    let id = school.id.to_string();
+    let evaluated = tokio::select! {
+        r = evaluate_one(&store, &config, &school, &transport, now, &digests) => r,
+        _ = stop.cancelled() => Err(PipelineError::Stopped { school: id.clone() }),
+    };
+    let result = match evaluated {
+        Ok(mut report) => {
+            report.delivery =
+                crate::mail::deliver_due_until(&store, &id, &transport, now, &stop).await;
+            Ok(report)
+        }
+        Err(e) => Err(e),
+    };
+    record_digests(&store, &school, digests, result).await
+}
+
+/// The part of a run before delivery: sync (or stored data), rules, alerts and the outbox.
+async fn evaluate_one(
+    store: &Store,
+    config: &Config,
+    school: &SchoolConfig,
+    transport: &Transport,
+    now: DateTime<Utc>,
+    digests: &[(Digest, DateTime<Utc>)],
+) -> Result<RunReport, PipelineError> {
     let id = school.id.to_string();
     let has = |kind: Digest| digests.iter().any(|(k, _)| *k == kind);
     let options = RunOptions {
         digests: has(Digest::ClassTeachers),
         school_digest: has(Digest::SchoolWide),
-        deliver: true,
+        deliver: false,
     };
     let result = match UntisClient::new(&school.untis) {
         Ok(client) => {
             pipeline::run_school(
-                &store,
-                &config,
-                &school,
+                store,
+                config,
+                school,
                 Some(&client),
-                &transport,
+                transport,
                 now,
                 options,
             )
@@ -244,13 +278,23 @@ async fn run_one(
             source: crate::sync::SyncError::Untis(e),
         }),
     };
-    let result = match result {
+    match result {
         Err(PipelineError::Sync { source, .. }) if !digests.is_empty() => {
             log::warn!("school {id}: sync failed ({source}); sending the digest from stored data");
-            pipeline::run_school(&store, &config, &school, None, &transport, now, options).await
+            pipeline::run_school(store, config, school, None, transport, now, options).await
         }
         other => other,
-    };
+    }
+}
+
+/// Records the digest slots of a successful run as done.
+async fn record_digests(
+    store: &Store,
+    school: &SchoolConfig,
+    digests: Vec<(Digest, DateTime<Utc>)>,
+    result: Result<RunReport, PipelineError>,
+) -> RunResult {
+    let id = school.id.to_string();
     if result.is_ok() && !digests.is_empty() {
         let (sid, done) = (id.clone(), digests.clone());
         if let Err(e) = store
@@ -456,6 +500,7 @@ pub async fn run(
                     transport.clone(),
                     now,
                     digests,
+                    shutdown.clone(),
                 ));
                 run_schools.insert(handle.id(), id.clone());
             } else {
@@ -565,10 +610,12 @@ pub async fn run(
         while runs.join_next_with_id().await.is_some() {}
     }
     if !server.is_finished() {
-        let _ = tokio::time::timeout(Duration::from_secs(6), &mut server).await;
+        // Both were cancelled with the runs and had the drain's time to stop: 15 + 2 + 1 s stays
+        // below the 20 s systemd grants.
+        let _ = tokio::time::timeout(Duration::from_secs(2), &mut server).await;
     }
     if let Some(task) = admin_task {
-        let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
     }
     drop(admin_socket);
     // Admin `sync`s still waiting get no answer: their channels close with the plans.

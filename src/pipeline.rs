@@ -23,6 +23,8 @@ pub enum PipelineError {
     Store { school: String, source: StoreError },
     #[error("school {school}: mail: {message}")]
     Mail { school: String, message: String },
+    #[error("school {school}: the run was abandoned at shutdown")]
+    Stopped { school: String },
 }
 
 /// What a run should do besides evaluating.

@@ -9,7 +9,7 @@ pub mod outbox;
 pub mod render;
 pub mod transport;
 
-pub use outbox::{DeliveryReport, deliver_due, enqueue_entry};
+pub use outbox::{DeliveryReport, deliver_due, deliver_due_until, enqueue_entry};
 pub use render::{
     AlertItem, AlertMail, CalendarDay, DayMark, DigestMail, ItemStatus, MailContext, RenderedMail,
     StudentAlerts, TestMail, render_alert, render_digest, render_test, to_message,

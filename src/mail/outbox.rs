@@ -7,8 +7,9 @@
 //! mail clients and servers recognise the duplicate. That window cannot be closed from the
 //! client side of SMTP; it is the "at most twice" of the SPEC.
 //!
-//! On shutdown, let a running `deliver_due` finish rather than drop it: each send is bounded
-//! by `mail.timeout`, and a send dropped after the server's `250` is that same duplicate.
+//! On shutdown, [`deliver_due_until`] finishes the SMTP transaction in flight and starts no
+//! other: each send is bounded by `mail.timeout`, and a send dropped after the server's `250`
+//! is that same duplicate. What is left stays pending for the next start.
 //!
 //! One school's outbox must be delivered by one task at a time (the daemon's per-school
 //! schedule guarantees that); otherwise both could send the same entry.
@@ -18,6 +19,7 @@ use super::transport::Transport;
 use crate::store::{AuditEvent, OutboxEntry, OutboxStatus, Store};
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use lettre::message::Mailbox;
+use tokio_util::sync::CancellationToken;
 
 /// How long a mail is retried before it is marked failed.
 pub const RETRY_PERIOD: TimeDelta = TimeDelta::hours(48);
@@ -108,6 +110,18 @@ pub async fn deliver_due(
     transport: &Transport,
     now: DateTime<Utc>,
 ) -> DeliveryReport {
+    deliver_due_until(store, school, transport, now, &CancellationToken::new()).await
+}
+
+/// [`deliver_due`] that starts no further mail once `stop` is cancelled; the one in flight is
+/// finished and recorded (the daemon's shutdown, SPEC §6).
+pub async fn deliver_due_until(
+    store: &Store,
+    school: &str,
+    transport: &Transport,
+    now: DateTime<Utc>,
+    stop: &CancellationToken,
+) -> DeliveryReport {
     let mut report = DeliveryReport::default();
     let owned_school = school.to_string();
     let now_text = rfc3339(now);
@@ -123,6 +137,10 @@ pub async fn deliver_due(
         }
     };
     for mut entry in due {
+        if stop.is_cancelled() {
+            log::info!("school {school}: stopping; the remaining mails stay in the outbox");
+            break;
+        }
         let result = transport
             .send(&entry.from, &entry.to, entry.message.as_bytes(), &entry.id)
             .await;
