@@ -283,8 +283,14 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| format!("cannot start the async runtime: {e}"))
 }
 
+/// The config as an operator command needs it: systemd credentials, which only the service
+/// can read, may be missing (a command that needs one says so then).
 fn load_config(cli: &Cli) -> Result<Config, String> {
-    config::load(&cli.config).map_err(|e| {
+    load_config_with(cli, &config::Environment::for_operator())
+}
+
+fn load_config_with(cli: &Cli, env: &config::Environment) -> Result<Config, String> {
+    config::load_with(&cli.config, env).map_err(|e| {
         let mut lines = e.problems.iter().map(ToString::to_string);
         let first = lines
             .next()
@@ -302,7 +308,8 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             // Start order (SPEC §6): logger, config, database, then the daemon binds the status
             // endpoint, starts the scheduler and says READY.
             crate::logging::init(log::LevelFilter::Info);
-            let config = load_config(&cli)?;
+            // The daemon needs every secret.
+            let config = load_config_with(&cli, &config::Environment::from_process())?;
             crate::logging::init(config.daemon.log_level);
             let store = open_store(&config)?;
             let shutdown = tokio_util::sync::CancellationToken::new();
@@ -323,12 +330,18 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         }
         Command::CheckConfig => {
             crate::logging::init(log::LevelFilter::Warn);
-            let problems = config::check_config(&cli.config);
+            // Under systemd (ExecStartPre) the credentials are there and checked; by hand they
+            // are not readable, which is said but is no problem.
+            let env = config::Environment::for_operator();
+            let problems = config::check_config_with(&cli.config, &env);
             if problems.is_empty() {
-                if let Ok(config) = config::load(&cli.config) {
+                if let Ok(config) = config::load_with(&cli.config, &env) {
                     let today = Utc::now().date_naive();
                     for w in config::config_warnings(&config, today) {
                         eprintln!("warning: {w}");
+                    }
+                    for n in config::unavailable_secrets(&config) {
+                        eprintln!("{n}");
                     }
                 }
                 out!("{}: ok", cli.config.display());

@@ -75,6 +75,7 @@ fn sandbox(kind: &str) -> Sandbox {
         dir,
         env: Environment {
             credentials_dir: Some(creds),
+            credentials_optional: false,
         },
     }
 }
@@ -278,13 +279,13 @@ fn the_full_fixture_is_read_into_the_typed_config() {
         (Security::Tls, 465),
         "port defaults by security"
     );
-    assert_eq!(smtp.password.as_ref().unwrap().expose(), SMTP_PASSWORD);
+    assert_eq!(smtp.password.as_ref().unwrap().expose(), Ok(SMTP_PASSWORD));
     assert_eq!(smtp.ca_file.as_deref(), Some(sb.path("ca.pem").as_path()));
     assert_eq!(smtp.timeout.as_secs(), 90);
 
     let gym = c.school("gym-musterstadt").unwrap();
     assert_eq!(gym.state, "NW");
-    assert_eq!(gym.untis.password.expose(), CREDENTIAL_PASSWORD);
+    assert_eq!(gym.untis.password.expose(), Ok(CREDENTIAL_PASSWORD));
     assert_eq!(gym.untis.ca_file, None, "ca_file = \"\" means none");
     assert_eq!(gym.untis.sync_every.as_secs(), 5400);
     assert_eq!(gym.untis.window_days, 366);
@@ -337,7 +338,7 @@ fn the_full_fixture_is_read_into_the_typed_config() {
 
     let rs = c.school("rs-musterstadt").unwrap();
     assert_eq!(rs.state, "BY");
-    assert_eq!(rs.untis.password.expose(), UNTIS_PASSWORD);
+    assert_eq!(rs.untis.password.expose(), Ok(UNTIS_PASSWORD));
     assert_eq!(rs.rules.absence_day_min_lessons, 4);
     assert_eq!(rs.rules.consecutive_days, d.consecutive_days);
     assert_eq!(rs.rules.edge_lessons.bands.critical, Some(7.0));
@@ -446,7 +447,7 @@ fn the_shipped_example_is_valid() {
     // The example's [rules] spell out the built-in defaults, so they must equal them.
     assert_eq!(school.rules, RuleParams::default());
     assert_eq!(school.periods.len(), 8);
-    assert_eq!(school.untis.password.expose(), UNTIS_PASSWORD);
+    assert_eq!(school.untis.password.expose(), Ok(UNTIS_PASSWORD));
     let TransportConfig::Smtp(smtp) = &c.mail.transport else {
         panic!("smtp expected")
     };
@@ -661,4 +662,60 @@ fn the_binary_prints_one_line_per_problem_and_exits_1() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("ok"));
+}
+
+/// A config that takes a password from a systemd credential, checked by hand (no
+/// `$CREDENTIALS_DIRECTORY`: only the service gets it) is valid with a note; checked by systemd
+/// itself (`ExecStartPre=`, `$INVOCATION_ID` set) a missing credential is a problem; with the
+/// credentials there, nothing is said.
+#[test]
+fn credentials_are_checked_by_the_service_and_noted_by_hand() {
+    let bin = env!("CARGO_BIN_EXE_fehlzeiten");
+    let sb = sandbox("valid");
+    let path = sb.dir.path().join("full.toml");
+    assert!(
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .contains("password_credential")
+    );
+    let check = |envs: &[(&str, &std::ffi::OsStr)]| {
+        let mut cmd = std::process::Command::new(bin);
+        cmd.arg("--config")
+            .arg(&path)
+            .arg("check-config")
+            .env_remove("CREDENTIALS_DIRECTORY")
+            .env_remove("INVOCATION_ID");
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = check(&[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let notes: Vec<&str> = stderr.lines().filter(|l| l.contains("note:")).collect();
+    assert_eq!(notes.len(), 1, "{stderr}");
+    assert!(
+        notes[0].contains(".untis.password_credential: note: not checked here: the systemd credential `untis-password` is only available to the service"),
+        "{stderr}"
+    );
+
+    let (code, stderr) = check(&[("INVOCATION_ID", "0123abcd".as_ref())]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("$CREDENTIALS_DIRECTORY is not set"),
+        "{stderr}"
+    );
+
+    let creds = sb.env.credentials_dir.clone().unwrap();
+    let (code, stderr) = check(&[
+        ("INVOCATION_ID", "0123abcd".as_ref()),
+        ("CREDENTIALS_DIRECTORY", creds.as_os_str()),
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains("note:"), "{stderr}");
 }

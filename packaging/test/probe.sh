@@ -31,7 +31,7 @@ UNIT=fehlzeiten.service
 PLAN="install enabled-not-started system-user config-mode state-dir-mode statoverride man-page
 verify security check-config-ok start active-running service-user notify-honoured watchdog-set
 sandbox healthz first-sync-mails journald status-cli admin-socket sync-via-socket reload
-credential-and-watchdog upgrade-restarts broken-config-fails broken-config-journal
+credential-and-watchdog cli-with-credential check-config-by-hand upgrade-restarts broken-config-fails broken-config-journal
 recover stop-clean stopping-seen runtime-dir-gone no-sigsys purge no-files-left"
 echo "PLAN" $PLAN >>"$OUT"
 
@@ -227,10 +227,17 @@ cred_sync=$(journal_since "$t_cred" | grep -m1 'sync ok')
 check credential-and-watchdog "WatchdogUSec=$(show WatchdogUSec), MainPID $cred_pid -> $(main_pid) after 8 s, NRestarts=$(show NRestarts), sync with the credential: ${cred_sync:-none}" \
     test "$(show WatchdogUSec)" = 3s -a "$(main_pid)" = "$cred_pid" -a "$(show NRestarts)" = 0 -a \
     "$(show ActiveState)" = active -a -n "$cred_sync"
-# Known gap (for src/): the CLI reads every secret of the config, and outside the service
-# there is no $CREDENTIALS_DIRECTORY, so `fehlzeiten status` fails for a config with credentials.
-cli_with_cred=$(fehlzeiten status 2>&1 | head -n1)
-info status-cli-with-credential "fehlzeiten status as root, config with password_credential: $cli_with_cred"
+# Outside the service there is no $CREDENTIALS_DIRECTORY: operator commands still load the
+# config (the credential is "unavailable", not a problem), and check-config by hand says so in
+# a note while the unit's ExecStartPre= (with the credential) checks it for real.
+cli_rc=0
+cli_with_cred=$(fehlzeiten status 2>&1) || cli_rc=$?
+check cli-with-credential "fehlzeiten status as root, config with password_credential: exit $cli_rc, $(echo "$cli_with_cred" | head -n1)" \
+    test $cli_rc -eq 0 -a -n "$(echo "$cli_with_cred" | grep 'scheduler running')"
+hand_rc=0
+hand=$(runuser -u fehlzeiten -- fehlzeiten check-config 2>&1) || hand_rc=$?
+check check-config-by-hand "check-config as user fehlzeiten: exit $hand_rc, $(echo "$hand" | grep -m1 'note:' | cut -c1-140)…" \
+    test $hand_rc -eq 0 -a -n "$(echo "$hand" | grep 'untis.password_credential: note: not checked here')"
 
 # --- upgrade ---------------------------------------------------------------------------------
 
@@ -252,10 +259,8 @@ fi
 
 cp -p "$CONF" /root/good.toml
 sed -i 's|^status_listen = .*|status_listen = "everywhere"|' "$CONF"
-# What check-config says about it (run by hand it also reports the credential, which only
-# the service gets).
+# What check-config says about it.
 expected=$(runuser -u fehlzeiten -- fehlzeiten check-config 2>&1 | grep -F "$CONF: daemon.status_listen: ")
-info check-config-by-hand "config with password_credential, outside the service: $(runuser -u fehlzeiten -- fehlzeiten check-config 2>&1 | grep -c .) problem line(s), e.g. $(runuser -u fehlzeiten -- fehlzeiten check-config 2>&1 | grep -m1 password_credential | cut -c1-120)…"
 t_broken=$(now)
 broken_rc=0
 systemctl restart $UNIT 2>/root/broken-start.err || broken_rc=$?

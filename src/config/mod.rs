@@ -16,7 +16,7 @@ pub use parse::{format_duration, parse_duration};
 pub use secret::{Secret, SecretError, read_secret_file};
 pub use validate::{
     ConfigError, Environment, Problem, check_config, check_config_with, config_warnings, load,
-    load_from_str, load_from_str_with, load_with,
+    load_from_str, load_from_str_with, load_with, unavailable_secrets,
 };
 
 use crate::model::{SchoolId, Severity};

@@ -6,17 +6,36 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// A secret value. `Debug` and `Display` print `***`, so it cannot leak into logs or errors.
+///
+/// A systemd credential is only readable by the service; an operator command run by hand
+/// (`fehlzeiten status`, `sync` through the daemon) loads the same config without it. There
+/// the secret is *unavailable*: the config is valid, and only a command that really needs the
+/// password fails, saying why.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub struct Secret(Result<String, String>);
 
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
+        Secret(Ok(value.into()))
     }
 
-    /// The value, for the one place that must send it (HTTP Basic auth, SMTP AUTH).
-    pub fn expose(&self) -> &str {
-        &self.0
+    /// A secret this process cannot read; `why` says so in one line.
+    pub fn unavailable(why: impl Into<String>) -> Self {
+        Secret(Err(why.into()))
+    }
+
+    /// The value, for the one place that must send it (HTTP Basic auth, SMTP AUTH), or why
+    /// this process does not have it.
+    pub fn expose(&self) -> Result<&str, &str> {
+        match &self.0 {
+            Ok(v) => Ok(v),
+            Err(why) => Err(why),
+        }
+    }
+
+    /// Why the value is not available here, if it is not.
+    pub fn unavailable_reason(&self) -> Option<&str> {
+        self.0.as_ref().err().map(String::as_str)
     }
 }
 
@@ -69,7 +88,7 @@ pub fn read_secret_file(path: &Path) -> Result<Secret, SecretError> {
     if value.is_empty() {
         return Err(SecretError::Empty(path.to_path_buf()));
     }
-    Ok(Secret(value.to_string()))
+    Ok(Secret::new(value))
 }
 
 #[cfg(test)]
@@ -80,7 +99,10 @@ mod tests {
     fn debug_and_display_hide_the_value() {
         let s = Secret::new("hunter2");
         assert_eq!(format!("{s:?} {s}"), "*** ***");
-        assert_eq!(s.expose(), "hunter2");
+        assert_eq!(s.expose(), Ok("hunter2"));
+        let u = Secret::unavailable("only the service has it");
+        assert_eq!(format!("{u:?} {u}"), "*** ***");
+        assert_eq!(u.expose(), Err("only the service has it"));
     }
 
     #[test]
@@ -93,7 +115,7 @@ mod tests {
             assert_eq!(read_secret_file(&p).is_ok(), ok, "mode {mode:o}");
         }
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
-        assert_eq!(read_secret_file(&p).unwrap().expose(), "pw");
+        assert_eq!(read_secret_file(&p).unwrap().expose(), Ok("pw"));
         assert!(matches!(
             read_secret_file(&dir.path().join("nope")),
             Err(SecretError::Missing(_))

@@ -78,14 +78,29 @@ impl ConfigError {
 pub struct Environment {
     /// `$CREDENTIALS_DIRECTORY`: where systemd puts `LoadCredential=` secrets.
     pub credentials_dir: Option<PathBuf>,
+    /// Outside the service (no `$CREDENTIALS_DIRECTORY`), credentials are unavailable secrets
+    /// instead of problems: for operator commands and `check-config` run by hand.
+    pub credentials_optional: bool,
 }
 
 impl Environment {
+    /// What the daemon sees: every secret must be readable.
     pub fn from_process() -> Environment {
         Environment {
             credentials_dir: std::env::var_os("CREDENTIALS_DIRECTORY")
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
+            credentials_optional: false,
+        }
+    }
+
+    /// What an operator command sees: systemd credentials may be missing (only the service
+    /// gets them); a command that needs one says so when it does. Run by systemd itself (the
+    /// unit's `ExecStartPre=` check, `$INVOCATION_ID` set) every secret must be readable.
+    pub fn for_operator() -> Environment {
+        Environment {
+            credentials_optional: std::env::var_os("INVOCATION_ID").is_none(),
+            ..Environment::from_process()
         }
     }
 }
@@ -151,6 +166,33 @@ pub fn check_config_with(path: &Path, env: &Environment) -> Vec<String> {
         Ok(_) => Vec::new(),
         Err(e) => e.lines(),
     }
+}
+
+/// Secrets this process cannot read (systemd credentials outside the service), as lines in the
+/// format of problems. `check-config` run by hand prints them as notes: only the service, and
+/// its `ExecStartPre=` check, can read them.
+pub fn unavailable_secrets(config: &Config) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut note = |key: String, secret: &Secret| {
+        if let Some(why) = secret.unavailable_reason() {
+            lines.push(
+                Problem::new(&config.path, key, format!("note: not checked here: {why}"))
+                    .to_string(),
+            );
+        }
+    };
+    if let TransportConfig::Smtp(smtp) = &config.mail.transport
+        && let Some(password) = &smtp.password
+    {
+        note("mail.password_credential".into(), password);
+    }
+    for school in &config.schools {
+        note(
+            format!("school[{}].untis.password_credential", school.id),
+            &school.untis.password,
+        );
+    }
+    lines
 }
 
 /// Hints about a valid config that is probably not what the admin wants (same line format as
@@ -652,6 +694,11 @@ impl<'a> Checker<'a> {
             ));
         }
         let Some(dir) = &self.env.credentials_dir else {
+            if self.env.credentials_optional {
+                return Ok(Secret::unavailable(format!(
+                    "the systemd credential `{name}` is only available to the service; run this through the daemon (systemctl start fehlzeiten), or use password_file"
+                )));
+            }
             return Err(format!(
                 "$CREDENTIALS_DIRECTORY is not set, so the systemd credential `{name}` cannot be read; add LoadCredential={name}:/etc/fehlzeiten/{name}.secret to the service (systemctl edit fehlzeiten), or use password_file outside systemd"
             ));
@@ -1312,10 +1359,15 @@ mod tests {
         std::fs::write(dir.path().join("untis-password"), "geheim\n").unwrap();
         let env = Environment {
             credentials_dir: Some(dir.path().to_path_buf()),
+            credentials_optional: false,
         };
         let checker = Checker::new(Path::new("/etc/f.toml"), &env);
         assert_eq!(
-            checker.credential("untis-password").unwrap().expose(),
+            checker
+                .credential("untis-password")
+                .unwrap()
+                .expose()
+                .unwrap(),
             "geheim"
         );
         assert!(

@@ -197,10 +197,11 @@ impl Transport {
             .timeout(Some(timeout))
             .tls(tls);
         if let (Some(user), Some(password)) = (&c.username, &c.password) {
-            builder = builder.credentials(Credentials::new(
-                user.clone(),
-                password.expose().to_string(),
-            ));
+            let password = password.expose().map_err(|why| MailError::Smtp {
+                host: c.host.clone(),
+                reason: why.to_string(),
+            })?;
+            builder = builder.credentials(Credentials::new(user.clone(), password.to_string()));
         }
         Ok(Transport::Smtp(Box::new(SmtpTransport {
             host: c.host.clone(),

@@ -82,11 +82,15 @@ impl TokenCache {
         http: &reqwest::Client,
         counter: &super::RequestCounter,
     ) -> Result<Cached, UntisError> {
+        let password = self
+            .password
+            .expose()
+            .map_err(|why| UntisError::Auth(why.to_string()))?;
         counter.count_token();
         let started = Instant::now();
         let resp = http
             .post(self.url.clone())
-            .basic_auth(&self.client_id, Some(self.password.expose()))
+            .basic_auth(&self.client_id, Some(password))
             .header(reqwest::header::ACCEPT, "application/json")
             .form(&[("grant_type", "client_credentials")])
             .send()
