@@ -333,7 +333,13 @@ fn reload(current: &Arc<Config>) -> Option<Arc<Config>> {
     }
     match config::load(&current.path) {
         Ok(c) => {
-            log::info!("SIGHUP: reloaded {}", current.path.display());
+            // Said at the old level, so a quieter new one still shows the reload.
+            log::info!(
+                "SIGHUP: reloaded {} (log level {})",
+                current.path.display(),
+                c.daemon.log_level
+            );
+            crate::logging::init(c.daemon.log_level);
             Some(Arc::new(c))
         }
         Err(e) => {

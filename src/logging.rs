@@ -1,12 +1,25 @@
 //! Logging through the `log` facade: to journald when systemd runs us, else to stderr.
-//! Dependencies' chatter is capped at `warn`. Log lines carry ids only, never names or addresses.
+//! Dependencies that log through `tracing` (hyper-util) reach it too (tracing's `log` feature
+//! turns their events into log records). Dependencies' chatter is capped at `warn`. Log lines
+//! carry ids only, never names or addresses. The level can change at run time (SIGHUP).
 
 use log::{LevelFilter, Log, Metadata, Record};
 use std::io::Write;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Targets that log too much at info level.
-const NOISY: [&str; 6] = ["hyper", "hyper_util", "reqwest", "rustls", "h2", "redb"];
+const NOISY: [&str; 9] = [
+    "hyper",
+    "hyper_util",
+    "reqwest",
+    "rustls",
+    "rustls_platform_verifier",
+    "h2",
+    "redb",
+    "lettre",
+    "tracing",
+];
 
 /// Whether a log target belongs to one of the [`NOISY`] crates (the crate or a module of it).
 fn is_noisy(target: &str) -> bool {
@@ -18,16 +31,33 @@ fn is_noisy(target: &str) -> bool {
 }
 
 struct Logger {
-    level: LevelFilter,
+    /// The [`LevelFilter`] as a number (`LevelFilter as usize`), changed by [`init`].
+    level: AtomicUsize,
     journal: Option<systemd_journal_logger::JournalLog>,
 }
 
+const LEVELS: [LevelFilter; 6] = [
+    LevelFilter::Off,
+    LevelFilter::Error,
+    LevelFilter::Warn,
+    LevelFilter::Info,
+    LevelFilter::Debug,
+    LevelFilter::Trace,
+];
+
 impl Logger {
+    fn level(&self) -> LevelFilter {
+        LEVELS
+            .get(self.level.load(Ordering::Relaxed))
+            .copied()
+            .unwrap_or(LevelFilter::Info)
+    }
+
     fn allowed(&self, meta: &Metadata) -> bool {
         let level = if is_noisy(meta.target()) {
-            self.level.min(LevelFilter::Warn)
+            self.level().min(LevelFilter::Warn)
         } else {
-            self.level
+            self.level()
         };
         meta.level() <= level
     }
@@ -56,7 +86,7 @@ impl Log for Logger {
 
 static LOGGER: OnceLock<Logger> = OnceLock::new();
 
-/// Installs the logger once; later calls only change the level.
+/// Installs the logger once; later calls change the level (the daemon's SIGHUP reload).
 pub fn init(level: LevelFilter) {
     let logger = LOGGER.get_or_init(|| {
         let journal = if systemd_journal_logger::connected_to_journal() {
@@ -66,9 +96,13 @@ pub fn init(level: LevelFilter) {
         } else {
             None
         };
-        Logger { level, journal }
+        Logger {
+            level: AtomicUsize::new(level as usize),
+            journal,
+        }
     });
     let _ = log::set_logger(logger);
+    logger.level.store(level as usize, Ordering::Relaxed);
     log::set_max_level(level);
 }
 
@@ -83,5 +117,12 @@ mod tests {
         assert!(is_noisy("rustls::conn"));
         assert!(!is_noisy("hyperion"));
         assert!(!is_noisy("fehlzeiten::sync"));
+    }
+
+    #[test]
+    fn levels_index_by_their_number() {
+        for (i, l) in super::LEVELS.iter().enumerate() {
+            assert_eq!(*l as usize, i);
+        }
     }
 }

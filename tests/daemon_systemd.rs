@@ -208,6 +208,20 @@ async fn run_speaks_the_systemd_contract() {
     let after = wait_sync_after(port, &before).await;
     assert_ne!(after["schools"][0]["last_sync"]["started"], before);
 
+    // SIGHUP with a valid config applies it, its log level too: after a reload to "warn" the
+    // next sync logs no INFO lines.
+    std::fs::write(
+        &config,
+        good.replace("log_level = \"debug\"", "log_level = \"warn\""),
+    )
+    .unwrap();
+    kill(&child, "HUP");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = after["schools"][0]["last_sync"]["started"].clone();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    kill(&child, "USR1");
+    wait_sync_after(port, &before).await;
+
     // SIGTERM: STOPPING=1 and exit 0 within 20 s.
     let stop = Instant::now();
     kill(&child, "TERM");
@@ -225,6 +239,20 @@ async fn run_speaks_the_systemd_contract() {
     assert!(
         stderr.contains("SIGHUP: keeping the running config"),
         "{stderr}"
+    );
+    let (before_reload, after_reload) = stderr
+        .split_once("SIGHUP: reloaded")
+        .unwrap_or_else(|| panic!("no reload in the log: {stderr}"));
+    assert!(
+        before_reload.contains("DEBUG"),
+        "log_level = debug logged no DEBUG line"
+    );
+    let after_reload: Vec<&str> = after_reload.lines().skip(1).collect();
+    assert!(
+        after_reload
+            .iter()
+            .all(|l| l.starts_with("WARN") || l.starts_with("ERROR")),
+        "INFO after the reload to warn: {after_reload:?}"
     );
     // Logs carry ids only, even at debug level: no student's or teacher's name, no address.
     assert!(

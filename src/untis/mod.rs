@@ -378,6 +378,7 @@ impl UntisClient {
             .await
             .map_err(GetError::Other)?;
         self.counter.count_data();
+        let started = std::time::Instant::now();
         let resp = self
             .http
             .get(url.clone())
@@ -389,6 +390,13 @@ impl UntisClient {
             .await
             .map_err(|e| GetError::Other(UntisError::network(what, &e)))?;
         let status = resp.status();
+        // The path and the query carry ids and dates only, never names.
+        log::debug!(
+            "GET {}: {} in {} ms",
+            url.path(),
+            status.as_u16(),
+            started.elapsed().as_millis()
+        );
         if status == reqwest::StatusCode::UNAUTHORIZED {
             return Err(GetError::Unauthorized(token));
         }
