@@ -9,7 +9,7 @@ mod common;
 use chrono::NaiveDate;
 use common::{free_port, stdout_of_success, text};
 use fehlzeiten::sim::server::{SnippetSchool, config_snippet};
-use fehlzeiten::sim::{self, Scenario, SimConfig};
+use fehlzeiten::sim::{Scenario, SimConfig};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
@@ -67,29 +67,11 @@ fn assert_error_line(reply: &serde_json::Value) {
     assert!(!e.is_empty() && !e.contains('\n'), "{reply}");
 }
 
-/// Stops the daemon if the test fails half-way, so no process outlives it.
-struct KillOnDrop(u32);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", &self.0.to_string()])
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_goes_through_the_admin_socket() {
     let today = Scenario::reference_day(NaiveDate::from_ymd_opt(2026, 3, 13).unwrap());
     let scenario = Arc::new(Scenario::generate(7, 60, today));
-    let sim = sim::start(
-        scenario.clone(),
-        SimConfig::default(),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let sim = common::start_sim(scenario.clone()).await;
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("untis.secret");
     std::fs::write(&secret, format!("{}\n", SimConfig::default().password)).unwrap();
@@ -124,7 +106,7 @@ async fn cli_goes_through_the_admin_socket() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let _guard = KillOnDrop(child.id());
+    let _guard = common::KillOnDrop(child.id());
 
     let deadline = Instant::now() + Duration::from_secs(30);
     while UnixStream::connect(&socket).is_err() {

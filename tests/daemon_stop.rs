@@ -9,11 +9,11 @@ mod common;
 
 use common::{free_port, text, write_secret};
 use fehlzeiten::sim::server::{SnippetSchool, config_snippet};
-use fehlzeiten::sim::{self, Scenario, SimConfig};
+use fehlzeiten::sim::{Scenario, SimConfig};
 use fehlzeiten::store::{OutboxStatus, Store};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -83,31 +83,13 @@ async fn slow_smtp(listener: TcpListener, seen: Arc<Mutex<Seen>>, data_done: mps
     }
 }
 
-/// Stops the daemon if the test fails half-way, so no process outlives it.
-struct KillOnDrop(u32);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", &self.0.to_string()])
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_the_smtp_transaction_in_flight() {
     // The daemon runs on the real clock: the school's data must reach up to today, so the first
     // sync finds critical cases now.
     let today = Scenario::reference_day(chrono::Utc::now().date_naive());
     let scenario = Arc::new(Scenario::generate(3, 60, today));
-    let sim = sim::start(
-        scenario.clone(),
-        SimConfig::default(),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let sim = common::start_sim(scenario.clone()).await;
     let smtp = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let smtp_port = smtp.local_addr().unwrap().port();
     let seen = Arc::new(Mutex::new(Seen::default()));
@@ -151,7 +133,7 @@ async fn sigterm_finishes_the_smtp_transaction_in_flight() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let _guard = KillOnDrop(child.id());
+    let _guard = common::KillOnDrop(child.id());
     // The first sync finds critical cases and starts the first alert mail.
     if tokio::time::timeout(Duration::from_secs(60), data_rx.recv())
         .await
@@ -162,27 +144,9 @@ async fn sigterm_finishes_the_smtp_transaction_in_flight() {
         std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
         panic!("no mail reached the SMTP server within 60 s: {stderr}");
     }
-    let term = Instant::now();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let exit = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        assert!(
-            term.elapsed() < Duration::from_secs(20),
-            "still running after 20 s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let stopped_after = term.elapsed();
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    common::kill(&child, "TERM");
+    let (exit, stopped_after, stderr) =
+        common::wait_exit(&mut child, Duration::from_secs(20)).await;
     assert!(exit.success(), "exit {exit:?}: {stderr}");
     // It waited for the server's answer rather than dropping the connection.
     assert!(

@@ -9,10 +9,10 @@ mod common;
 use chrono::NaiveDate;
 use common::free_port;
 use fehlzeiten::sim::server::{SnippetSchool, config_snippet};
-use fehlzeiten::sim::{self, Scenario, SimConfig};
+use fehlzeiten::sim::{Scenario, SimConfig};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -79,26 +79,6 @@ async fn wait_sync_after(port: u16, before: &serde_json::Value) -> serde_json::V
     panic!("no new sync within 60 s");
 }
 
-fn kill(child: &Child, signal: &str) {
-    let ok = Command::new("kill")
-        .args([&format!("-{signal}"), &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-}
-
-/// Stops the daemon if the test fails half-way, so no process outlives it.
-struct KillOnDrop(u32);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", &self.0.to_string()])
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
 fn rss_kib(pid: u32) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = text.lines().find(|l| l.starts_with("VmRSS:"))?;
@@ -109,13 +89,7 @@ fn rss_kib(pid: u32) -> Option<u64> {
 async fn run_speaks_the_systemd_contract() {
     let today = Scenario::reference_day(NaiveDate::from_ymd_opt(2026, 3, 13).unwrap());
     let scenario = Arc::new(Scenario::generate(5, 120, today));
-    let sim = sim::start(
-        scenario.clone(),
-        SimConfig::default(),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let sim = common::start_sim(scenario.clone()).await;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let config = write_config(dir.path(), &scenario, &sim.base_url(), port);
@@ -134,7 +108,7 @@ async fn run_speaks_the_systemd_contract() {
         .spawn()
         .unwrap();
     let pid = child.id();
-    let _guard = KillOnDrop(pid);
+    let _guard = common::KillOnDrop(pid);
 
     // READY=1 with a STATUS line, before the first sync has to finish.
     let ready =
@@ -195,7 +169,7 @@ async fn run_speaks_the_systemd_contract() {
     // SIGHUP with a broken config: the daemon keeps running on the old one.
     let good = std::fs::read_to_string(&config).unwrap();
     std::fs::write(&config, format!("{good}\nthis is not toml = = =\n")).unwrap();
-    kill(&child, "HUP");
+    common::kill(&child, "HUP");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(child.try_wait().unwrap().is_none(), "exited after SIGHUP");
     assert_eq!(get(port, "/healthz").await.0, 200);
@@ -204,7 +178,7 @@ async fn run_speaks_the_systemd_contract() {
     // SIGUSR1: a sync now, visible in /status.
     let before = status(port).await["schools"][0]["last_sync"]["started"].clone();
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    kill(&child, "USR1");
+    common::kill(&child, "USR1");
     let after = wait_sync_after(port, &before).await;
     assert_ne!(after["schools"][0]["last_sync"]["started"], before);
 
@@ -215,16 +189,16 @@ async fn run_speaks_the_systemd_contract() {
         good.replace("log_level = \"debug\"", "log_level = \"warn\""),
     )
     .unwrap();
-    kill(&child, "HUP");
+    common::kill(&child, "HUP");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = after["schools"][0]["last_sync"]["started"].clone();
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    kill(&child, "USR1");
+    common::kill(&child, "USR1");
     wait_sync_after(port, &before).await;
 
     // SIGTERM: STOPPING=1 and exit 0 within 20 s.
     let stop = Instant::now();
-    kill(&child, "TERM");
+    common::kill(&child, "TERM");
     tokio::task::block_in_place(|| wait_notify(&sock, "STOPPING=1", Duration::from_secs(20)));
     let status = loop {
         if let Some(st) = child.try_wait().unwrap() {

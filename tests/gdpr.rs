@@ -10,7 +10,7 @@ mod common;
 use chrono::NaiveDate;
 use common::{stdout_of_success, text, write_secret};
 use fehlzeiten::sim::server::{SnippetSchool, config_snippet};
-use fehlzeiten::sim::{self, Scenario, SimConfig};
+use fehlzeiten::sim::{Scenario, SimConfig};
 use fehlzeiten::store::Store;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -37,17 +37,7 @@ fn ok(config: &Path, args: &[&str]) -> String {
 
 /// A command that must fail with exactly one line on stderr; returns it.
 fn fails(config: &Path, args: &[&str]) -> String {
-    let out = cli(config, args);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{args:?}: {}",
-        text(&out.stdout)
-    );
-    let err = text(&out.stderr);
-    assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
-    assert!(!err.contains("panicked"), "{err}");
-    err
+    common::one_line_failure(args, &cli(config, args))
 }
 
 /// Every stored row of the school, per table, as text.
@@ -88,13 +78,7 @@ fn absences_of(dir: &Path, student: &str) -> usize {
 async fn export_erase_and_undo() {
     let today = Scenario::reference_day(NaiveDate::from_ymd_opt(2026, 3, 13).unwrap());
     let scenario = Arc::new(Scenario::generate(11, 60, today));
-    let sim = sim::start(
-        scenario.clone(),
-        SimConfig::default(),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let sim = common::start_sim(scenario.clone()).await;
     let dir = tempfile::tempdir().unwrap();
     write_secret(
         &dir.path().join("untis.secret"),

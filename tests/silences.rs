@@ -62,22 +62,7 @@ fn ok(config: &Path, args: &[&str]) -> String {
 
 /// Runs a command that must fail with one line on stderr; returns that line.
 fn fails(config: &Path, args: &[&str]) -> String {
-    let out = run(config, args);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{args:?}: {}",
-        text(&out.stdout)
-    );
-    let err = text(&out.stderr);
-    assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
-    assert!(!err.contains("panicked"), "{err}");
-    assert!(
-        out.stdout.is_empty(),
-        "{args:?} printed: {}",
-        text(&out.stdout)
-    );
-    err
+    common::one_line_failure(args, &run(config, args))
 }
 
 /// The data rows of `silence list` (the header and the "none" line left out).

@@ -281,3 +281,78 @@ pub fn stdout_of_success(what: &[&str], out: &std::process::Output) -> String {
     );
     text(&out.stdout)
 }
+
+/// The simulator on a free loopback port with the default credentials.
+pub async fn start_sim(
+    scenario: std::sync::Arc<fehlzeiten::sim::Scenario>,
+) -> fehlzeiten::sim::server::SimHandle {
+    fehlzeiten::sim::start(
+        scenario,
+        fehlzeiten::sim::SimConfig::default(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap()
+}
+
+/// Stops a child process (the daemon) if the test fails half-way, so none outlives it.
+pub struct KillOnDrop(pub u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &self.0.to_string()])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Sends `signal` ("TERM", "HUP", …) to a child.
+pub fn kill(child: &Child, signal: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success(), "kill -{signal} failed");
+}
+
+/// Waits up to `limit` for a child to exit; returns its status, how long it took, and its
+/// stderr (when piped).
+pub async fn wait_exit(
+    child: &mut Child,
+    limit: Duration,
+) -> (std::process::ExitStatus, Duration, String) {
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(start.elapsed() < limit, "still running after {limit:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let took = start.elapsed();
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        e.read_to_string(&mut stderr).unwrap();
+    }
+    (status, took, stderr)
+}
+
+/// The one stderr line of a command that must fail with exit 1, printing nothing on stdout.
+pub fn one_line_failure(what: &[&str], out: &std::process::Output) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{what:?}: {}",
+        text(&out.stdout)
+    );
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{what:?}: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        out.stdout.is_empty(),
+        "{what:?} printed: {}",
+        text(&out.stdout)
+    );
+    err
+}
