@@ -665,9 +665,9 @@ fn the_binary_prints_one_line_per_problem_and_exits_1() {
 }
 
 /// A config that takes a password from a systemd credential, checked by hand (no
-/// `$CREDENTIALS_DIRECTORY`: only the service gets it) is valid with a note; checked by systemd
-/// itself (`ExecStartPre=`, `$INVOCATION_ID` set) a missing credential is a problem; with the
-/// credentials there, nothing is said.
+/// `$CREDENTIALS_DIRECTORY`: only the service gets it) is valid with a note; checked within the
+/// service (`ExecStartPre=`, the unit sets `FEHLZEITEN_SERVICE=1`) a missing credential is a
+/// problem; with the credentials there, nothing is said.
 #[test]
 fn credentials_are_checked_by_the_service_and_noted_by_hand() {
     let bin = env!("CARGO_BIN_EXE_fehlzeiten");
@@ -684,7 +684,7 @@ fn credentials_are_checked_by_the_service_and_noted_by_hand() {
             .arg(&path)
             .arg("check-config")
             .env_remove("CREDENTIALS_DIRECTORY")
-            .env_remove("INVOCATION_ID");
+            .env_remove("FEHLZEITEN_SERVICE");
         for (k, v) in envs {
             cmd.env(k, v);
         }
@@ -703,7 +703,7 @@ fn credentials_are_checked_by_the_service_and_noted_by_hand() {
         "{stderr}"
     );
 
-    let (code, stderr) = check(&[("INVOCATION_ID", "0123abcd".as_ref())]);
+    let (code, stderr) = check(&[("FEHLZEITEN_SERVICE", "1".as_ref())]);
     assert_eq!(code, Some(1), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
@@ -713,7 +713,7 @@ fn credentials_are_checked_by_the_service_and_noted_by_hand() {
 
     let creds = sb.env.credentials_dir.clone().unwrap();
     let (code, stderr) = check(&[
-        ("INVOCATION_ID", "0123abcd".as_ref()),
+        ("FEHLZEITEN_SERVICE", "1".as_ref()),
         ("CREDENTIALS_DIRECTORY", creds.as_os_str()),
     ]);
     assert_eq!(code, Some(0), "{stderr}");

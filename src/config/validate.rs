@@ -73,6 +73,10 @@ impl ConfigError {
     }
 }
 
+/// Set by the systemd unit: this process is the service (or its `ExecStartPre=`), which gets
+/// the systemd credentials.
+pub const SERVICE_ENV: &str = "FEHLZEITEN_SERVICE";
+
 /// What validation reads from the process environment, passed in so tests can set it.
 #[derive(Debug, Clone, Default)]
 pub struct Environment {
@@ -95,11 +99,12 @@ impl Environment {
     }
 
     /// What an operator command sees: systemd credentials may be missing (only the service
-    /// gets them); a command that needs one says so when it does. Run by systemd itself (the
-    /// unit's `ExecStartPre=` check, `$INVOCATION_ID` set) every secret must be readable.
+    /// gets them); a command that needs one says so when it does. Within the service (the
+    /// unit sets `FEHLZEITEN_SERVICE=1`, so its `ExecStartPre=` check-config) every secret must
+    /// be readable.
     pub fn for_operator() -> Environment {
         Environment {
-            credentials_optional: std::env::var_os("INVOCATION_ID").is_none(),
+            credentials_optional: std::env::var_os(SERVICE_ENV).is_none_or(|v| v.is_empty()),
             ..Environment::from_process()
         }
     }
