@@ -9,6 +9,8 @@
 //! `{"cmd":"erase","school":…,"student":…,"undo":false,"by":…}`,
 //! `{"cmd":"erase_list","school":null|…}`, `{"cmd":"export","school":…,"student":…,"by":…}`,
 //! `{"cmd":"audit","school":null|…,"since":null|"YYYY-MM-DD","json":false}`,
+//! `{"cmd":"evaluate","school":null|…,"json":false,"at":null|"YYYY-MM-DD"}`,
+//! `{"cmd":"digest_preview","school":null|…,"to":…,"at":null|…,"html":false}`,
 //! `{"cmd":"status"}`. Answers: `{"ok":true,"out":[lines],"err":[lines]}` (status:
 //! `{"ok":true,"status":{…}}`) or `{"ok":false,"error":"one line","out":[…],"err":[…]}`.
 
@@ -96,6 +98,25 @@ pub enum Request {
         #[serde(default)]
         json: bool,
     },
+    /// The current findings; sends nothing.
+    Evaluate {
+        #[serde(default)]
+        school: Option<String>,
+        #[serde(default)]
+        json: bool,
+        #[serde(default)]
+        at: Option<NaiveDate>,
+    },
+    /// The digest `to` would get now; sends nothing.
+    DigestPreview {
+        #[serde(default)]
+        school: Option<String>,
+        to: String,
+        #[serde(default)]
+        at: Option<NaiveDate>,
+        #[serde(default)]
+        html: bool,
+    },
     Status,
 }
 
@@ -115,6 +136,8 @@ impl Request {
             | Request::SilenceList { .. }
             | Request::EraseList { .. }
             | Request::Audit { .. }
+            | Request::Evaluate { .. }
+            | Request::DigestPreview { .. }
             | Request::Status => {}
         }
         self
@@ -531,6 +554,8 @@ fn command_name(req: &Request) -> &'static str {
         Request::EraseList { .. } => "erase --list",
         Request::Export { .. } => "export",
         Request::Audit { .. } => "audit",
+        Request::Evaluate { .. } => "evaluate",
+        Request::DigestPreview { .. } => "digest --preview",
         Request::Status => "status",
     }
 }
@@ -549,8 +574,14 @@ async fn handle(req: Request, ctx: &AdminContext, peer: &str) -> Value {
             let req = req.with_author(peer);
             let config = ctx.shared.config();
             let store = ctx.store.clone();
-            // redb is synchronous: the blocking pool.
-            match tokio::task::spawn_blocking(move || execute(&config, &store, req)).await {
+            // redb is synchronous: the blocking pool, where the runtime's handle runs the
+            // command's few async steps.
+            let handle = tokio::runtime::Handle::current();
+            match tokio::task::spawn_blocking(move || {
+                handle.block_on(execute(&config, &store, req))
+            })
+            .await
+            {
                 Ok(result) => output_reply(result),
                 Err(e) => error_reply(format!("the command failed: {e}")),
             }
@@ -561,7 +592,7 @@ async fn handle(req: Request, ctx: &AdminContext, peer: &str) -> Value {
 /// Runs a command on the database, wherever it is open: in the daemon for a request from the
 /// socket, or in the CLI when no daemon runs. `sync` and `status` need the daemon's scheduler
 /// and are refused here.
-pub fn execute(config: &Config, store: &Store, req: Request) -> Result<Output, String> {
+pub async fn execute(config: &Config, store: &Store, req: Request) -> Result<Output, String> {
     let by = |b: Option<String>| b.unwrap_or_else(|| "unknown".to_string());
     match req {
         Request::SilenceAdd {
@@ -602,6 +633,15 @@ pub fn execute(config: &Config, store: &Store, req: Request) -> Result<Output, S
             since,
             json,
         } => crate::privacy::audit(config, store, school.as_deref(), since, json),
+        Request::Evaluate { school, json, at } => {
+            crate::inspect::evaluate(config, store, school.as_deref(), json, at).await
+        }
+        Request::DigestPreview {
+            school,
+            to,
+            at,
+            html,
+        } => crate::inspect::digest_preview(config, store, school.as_deref(), &to, at, html).await,
         Request::Sync { .. } | Request::Status => {
             Err(format!("`{}` needs the running daemon", command_name(&req)))
         }

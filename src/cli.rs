@@ -399,7 +399,14 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Evaluate { school, json, at } => {
             let config = load_config(&cli)?;
             crate::logging::init(config.daemon.log_level.min(log::LevelFilter::Warn));
-            runtime()?.block_on(evaluate(&config, school.as_deref(), *json, *at))
+            operator_command(
+                &config,
+                crate::admin::Request::Evaluate {
+                    school: school.clone(),
+                    json: *json,
+                    at: *at,
+                },
+            )
         }
         Command::Digest {
             preview: _,
@@ -410,13 +417,24 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         } => {
             let config = load_config(&cli)?;
             crate::logging::init(config.daemon.log_level.min(log::LevelFilter::Warn));
-            runtime()?.block_on(digest_preview(
-                &config,
-                school.as_deref(),
-                to,
-                out.as_deref(),
-                *at,
-            ))
+            let request = crate::admin::Request::DigestPreview {
+                school: school.clone(),
+                to: to.clone(),
+                at: *at,
+                html: out.is_some(),
+            };
+            let output = operator_output(&config, &request)?;
+            match out {
+                Some(path) => {
+                    let mut html = output.out.join("\n");
+                    html.push('\n');
+                    std::fs::write(path, html)
+                        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                    out!("wrote {}", path.display());
+                }
+                None => print_output(&output)?,
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Silence { action } => {
             let config = load_config(&cli)?;
@@ -592,19 +610,26 @@ enum Routed {
 
 /// Sends `request` to the running daemon's admin socket (SPEC §8) and prints its answer.
 fn via_daemon(config: &Config, request: &crate::admin::Request) -> Result<Routed, String> {
-    let Some(path) = config::admin_socket(config) else {
-        return Ok(Routed::NoDaemon("no admin socket configured".into()));
-    };
-    let reply = match crate::admin::call(&path, request)? {
-        Ok(reply) => reply,
-        Err(why) => return Ok(Routed::NoDaemon(why)),
-    };
-    let (output, error) = crate::admin::reply_output(&reply);
-    print_output(&output)?;
-    match error {
-        None => Ok(Routed::Done(ExitCode::SUCCESS)),
-        Some(e) => Err(e),
+    match ask_daemon(config, request)? {
+        Err(why) => Ok(Routed::NoDaemon(why)),
+        Ok((output, error)) => {
+            print_output(&output)?;
+            match error {
+                None => Ok(Routed::Done(ExitCode::SUCCESS)),
+                Some(e) => Err(e),
+            }
+        }
     }
+}
+
+/// The daemon's answer to a request (its output and error), or why no daemon answered.
+type DaemonAnswer = Result<(crate::admin::Output, Option<String>), String>;
+
+fn ask_daemon(config: &Config, request: &crate::admin::Request) -> Result<DaemonAnswer, String> {
+    let Some(path) = config::admin_socket(config) else {
+        return Ok(Err("no admin socket configured".into()));
+    };
+    Ok(crate::admin::call(&path, request)?.map(|reply| crate::admin::reply_output(&reply)))
 }
 
 fn print_output(output: &crate::admin::Output) -> Result<(), String> {
@@ -660,137 +685,6 @@ async fn sync(config: &Config, school: Option<&str>, why: &str) -> Result<ExitCo
     }
 }
 
-/// One finding as `evaluate --json` prints it (SPEC §7).
-#[derive(serde::Serialize)]
-struct FindingJson<'a> {
-    school: &'a str,
-    student: StudentJson,
-    rule: &'a str,
-    severity: &'a str,
-    period: &'a str,
-    value: u32,
-    evidence: &'a [String],
-    /// Muted by a silence: found, but no mail names it.
-    silenced: bool,
-}
-
-#[derive(serde::Serialize)]
-struct StudentJson {
-    id: String,
-    name: String,
-    klasse: Option<String>,
-}
-
-async fn evaluate(
-    config: &Config,
-    school: Option<&str>,
-    json: bool,
-    at: Option<NaiveDate>,
-) -> Result<ExitCode, String> {
-    let schools = crate::admin::selected(config, school)?;
-    let store = open_store(config)?;
-    let mut rows = Vec::new();
-    let mut all = Vec::new();
-    for s in schools {
-        let id = s.id.to_string();
-        let (snapshot, silences) = store
-            .blocking(move |st| Ok((st.load_school(&id)?, st.silences(&id)?)))
-            .await
-            .map_err(|e| e.to_string())?;
-        let today = at.unwrap_or_else(|| Utc::now().with_timezone(&s.timezone).date_naive());
-        let (findings, _) =
-            crate::alerts::inhibit(&s.id, pipeline::evaluate_school(&snapshot, s, today));
-        rows.push((s, snapshot, silences, today, findings));
-    }
-    for (s, snapshot, silences, today, findings) in &rows {
-        let dir = crate::alerts::Directory::new(&snapshot.roster);
-        let active = crate::alerts::ActiveSilences::new(&s.id, silences, *today);
-        for f in findings {
-            all.push(FindingJson {
-                school: s.id.as_str(),
-                student: StudentJson {
-                    id: f.student.0.clone(),
-                    name: dir.name(&f.student),
-                    klasse: dir.klasse_name(&f.student),
-                },
-                rule: &f.rule,
-                severity: f.severity.as_str(),
-                period: &f.period,
-                value: f.value,
-                evidence: &f.evidence,
-                silenced: active.mutes(&crate::alerts::key_of(&s.id, f)),
-            });
-        }
-    }
-    if json {
-        let text = serde_json::to_string_pretty(&all).map_err(|e| e.to_string())?;
-        out!("{text}");
-    } else if all.is_empty() {
-        out!("no findings");
-    } else {
-        for f in &all {
-            let name = if f.student.name.is_empty() {
-                format!("({})", f.student.id)
-            } else {
-                f.student.name.clone()
-            };
-            out!(
-                "{:<8}{} {:<20} {:<5} {:<28} {:<20} {:>4}  {}",
-                f.severity,
-                if f.silenced { " (muted)" } else { "" },
-                f.rule,
-                f.student.klasse.as_deref().unwrap_or("-"),
-                name,
-                f.period,
-                f.value,
-                f.evidence.join(" ")
-            );
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn digest_preview(
-    config: &Config,
-    school: Option<&str>,
-    to: &str,
-    out: Option<&std::path::Path>,
-    at: Option<NaiveDate>,
-) -> Result<ExitCode, String> {
-    let schools = crate::admin::selected(config, school)?;
-    let [s] = schools.as_slice() else {
-        return Err(format!(
-            "several schools are configured; choose one with --school ({})",
-            crate::admin::school_ids(config)
-        ));
-    };
-    let store = open_store(config)?;
-    let now = match at {
-        Some(day) => crate::demo::local_time(s.timezone, day, 7, 0),
-        None => Utc::now(),
-    };
-    let rendered = pipeline::preview_digest(&store, config, s, to, now)
-        .await
-        .map_err(|e| e.to_string())?;
-    let Some(mail) = rendered else {
-        return Err(format!(
-            "{to} gets no digest now: not a class teacher of a Klasse of {}, or no alerts for their Klassen",
-            s.id
-        ));
-    };
-    match out {
-        Some(path) => {
-            std::fs::write(path, &mail.html)
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-            out!("wrote {}", path.display());
-        }
-        None => {
-            out!("Subject: {}\n\n{}", mail.subject, mail.text);
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
 /// Who runs the command, for the silence's author and the audit log: the user behind `sudo`,
 /// else the login, else the numeric uid.
 fn invoking_user() -> String {
@@ -843,9 +737,36 @@ fn operator_command(config: &Config, request: crate::admin::Request) -> Result<E
         Routed::Done(code) => return Ok(code),
         Routed::NoDaemon(why) => why,
     };
-    let store = open_store_without_daemon(config, &why)?;
-    let output = crate::admin::execute(config, &store, request);
-    store.close().map_err(|e| e.to_string())?;
-    print_output(&output?)?;
+    print_output(&execute_locally(config, request, &why)?)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// An operator command whose output the caller handles itself: from the daemon, or run on the
+/// database when no daemon answers.
+fn operator_output(
+    config: &Config,
+    request: &crate::admin::Request,
+) -> Result<crate::admin::Output, String> {
+    match ask_daemon(config, request)? {
+        Ok((output, None)) => Ok(output),
+        Ok((output, Some(e))) => {
+            for line in &output.err {
+                eprintln!("{line}");
+            }
+            Err(e)
+        }
+        Err(why) => execute_locally(config, request.clone(), &why),
+    }
+}
+
+/// Opens the database (no daemon holds it) and runs the command on it.
+fn execute_locally(
+    config: &Config,
+    request: crate::admin::Request,
+    why: &str,
+) -> Result<crate::admin::Output, String> {
+    let store = open_store_without_daemon(config, why)?;
+    let output = runtime()?.block_on(crate::admin::execute(config, &store, request));
+    store.close().map_err(|e| e.to_string())?;
+    output
 }

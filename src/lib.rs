@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod inspect;
 pub mod logging;
 pub mod mail;
 pub mod model;

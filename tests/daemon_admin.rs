@@ -1,5 +1,6 @@
 //! The admin socket (SPEC §8): while `fehlzeiten run` holds the database, `sync`,
-//! `silence add|list|remove`, `export`, `erase` and `audit` go through its Unix socket; the socket is mode 0660, answers
+//! `silence add|list|remove`, `export`, `erase`, `audit`, `evaluate` and `digest --preview` go
+//! through its Unix socket; the socket is mode 0660, answers
 //! garbage with an error line, and is removed on SIGTERM.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -159,6 +160,47 @@ async fn cli_goes_through_the_admin_socket() {
         let missing = cli(&cfg, &["silence", "remove", &id]);
         assert_eq!(missing.status.code(), Some(1));
         assert_eq!(text(&missing.stderr).lines().count(), 1);
+
+        // Read-only views too: the findings, and the digest a class teacher would get.
+        let findings: Vec<serde_json::Value> =
+            serde_json::from_str(&ok(&cfg, &["evaluate", "--json"])).unwrap();
+        let first = findings.first().expect("no findings to preview");
+        let klasse = scenario
+            .klassen
+            .iter()
+            .find(|k| first["student"]["klasse"] == k.name.as_str())
+            .unwrap();
+        let teacher = scenario
+            .teachers
+            .iter()
+            .find(|t| t.id == klasse.class_teacher)
+            .unwrap();
+        let preview = ok(&cfg, &["digest", "--preview", "--to", &teacher.email]);
+        assert!(preview.starts_with("Subject: "), "{preview}");
+        let html_file = cfg.parent().unwrap().join("preview.html");
+        let wrote = ok(
+            &cfg,
+            &[
+                "digest",
+                "--preview",
+                "--to",
+                &teacher.email,
+                "--out",
+                html_file.to_str().unwrap(),
+            ],
+        );
+        assert!(wrote.starts_with("wrote "), "{wrote}");
+        let html = std::fs::read_to_string(&html_file).unwrap();
+        assert!(
+            html.contains("<html") && html.contains(&klasse.name),
+            "{html}"
+        );
+        let nobody = cli(
+            &cfg,
+            &["digest", "--preview", "--to", "nobody@schule.example"],
+        );
+        assert_eq!(nobody.status.code(), Some(1));
+        assert_eq!(text(&nobody.stderr).lines().count(), 1);
 
         // GDPR commands reach the database through the daemon as well.
         let export: serde_json::Value = serde_json::from_str(&ok(
