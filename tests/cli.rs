@@ -72,13 +72,7 @@ struct School {
 
 async fn school() -> School {
     let scenario = scenario();
-    let sim = sim::start(
-        scenario.clone(),
-        SimConfig::default(),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let sim = common::start_sim(scenario.clone()).await;
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &scenario, &sim.base_url(), "sim-password");
     let at = scenario.today.to_string();

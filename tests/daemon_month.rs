@@ -5,16 +5,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Timelike, Utc};
 use chrono_tz::Europe::Berlin;
 use fehlzeiten::config::{Config, DaemonConfig, Language, MailConfig, TransportConfig};
-use fehlzeiten::daemon::{self, VirtualClock};
-use fehlzeiten::sim::{self, Scenario, SimConfig};
+use fehlzeiten::sim::{Scenario, SimConfig};
 use fehlzeiten::store::Store;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
 
 const SCHOOL: &str = "gym-month";
 
@@ -62,35 +62,20 @@ fn config(dir: &Path, scenario: &Scenario, api_base: &str) -> Config {
     }
 }
 
-async fn run_between(config: &Config, from: DateTime<Utc>, to: DateTime<Utc>) {
-    let store = Store::open(&config.daemon.data_dir).unwrap();
-    let stop = CancellationToken::new();
-    let clock = Arc::new(VirtualClock::new(from, to, stop.clone()));
-    daemon::run(config.clone(), store, clock, stop)
-        .await
-        .unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_digest_per_teacher_per_week_across_dst_and_restarts() {
     let today = Scenario::reference_day(NaiveDate::from_ymd_opt(2026, 11, 2).unwrap());
     let scenario = Arc::new(Scenario::generate(7, 16, today));
-    let sim = sim::start(
-        scenario.clone(),
-        SimConfig::default(),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let sim = common::start_sim(scenario.clone()).await;
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path(), &scenario, &sim.base_url());
 
     let started = std::time::Instant::now();
     // Down from 06:30 to 09:00 on Monday 19 October: that digest comes late, once.
-    run_between(&config, berlin(10, 5, 6, 0), berlin(10, 19, 6, 30)).await;
-    run_between(&config, berlin(10, 19, 9, 0), berlin(10, 26, 7, 30)).await;
+    common::run_daemon_virtual(&config, berlin(10, 5, 6, 0), berlin(10, 19, 6, 30)).await;
+    common::run_daemon_virtual(&config, berlin(10, 19, 9, 0), berlin(10, 26, 7, 30)).await;
     // Restarted after Monday 26 October's digest went out (07:00 CET, after the change): no repeat.
-    run_between(&config, berlin(10, 26, 8, 0), berlin(11, 2, 12, 0)).await;
+    common::run_daemon_virtual(&config, berlin(10, 26, 8, 0), berlin(11, 2, 12, 0)).await;
     eprintln!("a simulated month took {:?}", started.elapsed());
 
     let store = Store::open(&config.daemon.data_dir).unwrap();

@@ -4,10 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use chrono_tz::Europe::Berlin;
 use fehlzeiten::config::{Config, DaemonConfig, Language, MailConfig, TransportConfig};
-use fehlzeiten::daemon::{self, VirtualClock};
 use fehlzeiten::model::{
     Absence, AbsenceKind, Alert, AlertKey, AlertState, ExcuseStatus, Roster, SchoolId, SchoolYear,
     Severity, Silence, StudentId,
@@ -16,8 +17,6 @@ use fehlzeiten::privacy::{self, REMOVED_SINCE_MARK};
 use fehlzeiten::sim::{Scenario, SimConfig};
 use fehlzeiten::store::{AuditEvent, Store, SyncRecord};
 use std::path::Path;
-use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
 
 const SCHOOL: &str = "gym-a";
 const GONE: &str = "gym-gone";
@@ -336,15 +335,6 @@ fn a_school_that_comes_back_keeps_its_data() {
     assert_eq!(absence_days(&store, GONE), ["2026-11-02"]);
 }
 
-async fn run_daemon(config: &Config, from: DateTime<Utc>, to: DateTime<Utc>) {
-    let store = Store::open(&config.daemon.data_dir).unwrap();
-    let stop = CancellationToken::new();
-    let clock = Arc::new(VirtualClock::new(from, to, stop.clone()));
-    daemon::run(config.clone(), store, clock, stop)
-        .await
-        .unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daemon_runs_the_job_at_start_and_then_daily_at_its_slot() {
     let dir = tempfile::tempdir().unwrap();
@@ -356,7 +346,7 @@ async fn the_daemon_runs_the_job_at_start_and_then_daily_at_its_slot() {
         store.close().unwrap();
     }
     // Started at noon: the job runs at once (never ran) and marks the school as removed.
-    run_daemon(
+    common::run_daemon_virtual(
         &config,
         utc("2026-11-04T12:00:00Z"),
         utc("2026-11-04T20:00:00Z"),
@@ -375,7 +365,7 @@ async fn the_daemon_runs_the_job_at_start_and_then_daily_at_its_slot() {
         store.close().unwrap();
     }
     // Restarted in the evening: not again at start; at 03:30 the next day the day is up.
-    run_daemon(
+    common::run_daemon_virtual(
         &config,
         utc("2026-11-04T21:00:00Z"),
         utc("2026-11-05T03:00:00Z"),
@@ -390,7 +380,7 @@ async fn the_daemon_runs_the_job_at_start_and_then_daily_at_its_slot() {
         assert_eq!(absence_days(&store, GONE).len(), 1);
         store.close().unwrap();
     }
-    run_daemon(
+    common::run_daemon_virtual(
         &config,
         utc("2026-11-05T03:00:00Z"),
         utc("2026-11-06T12:00:00Z"),

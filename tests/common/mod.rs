@@ -356,3 +356,21 @@ pub fn one_line_failure(what: &[&str], out: &std::process::Output) -> String {
     );
     err
 }
+
+/// Runs the daemon in-process on a virtual clock from `from` until `to`, then stops it.
+pub async fn run_daemon_virtual(
+    config: &fehlzeiten::config::Config,
+    from: chrono::DateTime<chrono::Utc>,
+    to: chrono::DateTime<chrono::Utc>,
+) {
+    let store = fehlzeiten::store::Store::open(&config.daemon.data_dir).unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let clock = std::sync::Arc::new(fehlzeiten::daemon::VirtualClock::new(
+        from,
+        to,
+        stop.clone(),
+    ));
+    fehlzeiten::daemon::run(config.clone(), store, clock, stop)
+        .await
+        .unwrap();
+}
